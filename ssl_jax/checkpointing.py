@@ -1,0 +1,79 @@
+"""Orbax checkpoints: save, resume, and clear errors for bad checkpoints.
+
+Checkpoints hold any pytree (the train state plus loop bookkeeping); a
+restore checks names, shapes and dtypes against the expected tree first, so
+a changed model or a corrupt file gives a message naming what differs.
+Nothing on disk is ever deleted or rewritten by a failed restore.
+"""
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def _path_str(path) -> str:
+  names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))
+           for k in path)
+  return "/".join(str(n) for n in names)
+
+
+def _leaves(tree) -> dict[str, Any]:
+  return {_path_str(p): x
+          for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def mismatches(stored: Any, expected: Any) -> list[str]:
+  """Differences in names, shapes and dtypes between two trees of arrays."""
+  have, want = _leaves(stored), _leaves(expected)
+  out = [f"missing in checkpoint: {k}" for k in sorted(set(want) - set(have))]
+  out += [f"not expected: {k}" for k in sorted(set(have) - set(want))]
+  for k in sorted(set(have) & set(want)):
+    a, b = have[k], want[k]
+    if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
+      out.append(f"{k}: checkpoint has {a.dtype}{list(a.shape)}, expected "
+                 f"{b.dtype}{list(b.shape)}")
+  return out
+
+
+class Checkpoints:
+  """A CheckpointManager in `directory` keeping the last `max_to_keep`."""
+
+  def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 3):
+    self.directory = pathlib.Path(directory).absolute()
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                             create=True))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, step: int, tree: Any):
+    self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+
+  def restore(self, like: Any, step: int | None = None) -> Any:
+    """Restores `step` (default: latest) into the structure of `like`."""
+    step = self.latest_step() if step is None else step
+    where = self.directory / str(step)
+    try:
+      stored = self._manager.item_metadata(step).tree
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"Checkpoint {where} is unreadable ({type(e).__name__}:"
+                       f" {e}). It was left untouched; move it away to resume "
+                       "from an earlier step, or use a new workdir.") from e
+    diff = mismatches(stored, like)
+    if diff:
+      raise ValueError(f"Checkpoint {where} does not fit this config "
+                       f"({len(diff)} differences):\n  " + "\n  ".join(diff))
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"Checkpoint {where} could not be restored "
+                       f"({type(e).__name__}: {e}). It was left untouched; "
+                       "move it away to resume from an earlier step.") from e
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()

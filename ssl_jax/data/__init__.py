@@ -1,0 +1,1 @@
+"""Datasets: readers for the original file formats, TFDS fallback, splits."""

@@ -1,0 +1,84 @@
+"""From a config to host arrays per split, and device-side batch indices.
+
+The datasets here fit in device memory, so each split is put on the devices
+once as uint8 and batches are gathered inside jitted code by index: an
+epoch needs no host round trips, on one host or many.
+"""
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssl_jax.data import image_datasets
+from ssl_jax.data import splits
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+  num_classes: int
+  class_names: tuple[str, ...]
+  image_shape: tuple[int, ...]
+  mean: np.ndarray  # Per-channel pixel mean of the training images, in [0, 1].
+  std: np.ndarray
+
+
+def load(config, workdir, write_split: bool):
+  """Returns ({split: {'image', 'label'[, 'mask']}}, DataInfo).
+
+  Splits: 'train' (the labeled examples), 'unlabeled', 'test', and 'val'
+  when `config.input.val_size > 0`. Eval splits ('test', 'val') are padded
+  to a multiple of `eval_batch_size`, with 'mask' 0 on the padding.
+  """
+  cfg = config.input
+  ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source)
+  split = splits.load_or_make_split(workdir, ds.train_labels,
+                                    cfg.labels_per_class, cfg.val_size,
+                                    config.seed, write=write_split)
+  pick = lambda idx: {"image": ds.train_images[idx],
+                      "label": ds.train_labels[idx]}
+  n_test = cfg.max_test_examples or len(ds.test_labels)
+  data = {"train": pick(split["labeled"]), "unlabeled": pick(split["unlabeled"]),
+          "test": _pad({"image": ds.test_images[:n_test],
+                        "label": ds.test_labels[:n_test]},
+                       cfg.eval_batch_size)}
+  if cfg.val_size:
+    data["val"] = _pad(pick(split["val"]), cfg.eval_batch_size)
+  pixels = ds.train_images.reshape(-1, ds.image_shape[-1])
+  mean = pixels.mean(0, dtype=np.float64) / 255.0
+  std = np.sqrt((pixels.astype(np.float64) / 255.0).var(0))
+  info = DataInfo(ds.num_classes, ds.class_names, ds.image_shape,
+                  mean.astype(np.float32), std.astype(np.float32))
+  return data, info
+
+
+def _pad(arrays: dict, multiple: int) -> dict:
+  n = len(arrays["label"])
+  pad = -n % multiple
+  out = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])
+         for k, v in arrays.items()}
+  out["mask"] = np.concatenate([np.ones(n, np.float32),
+                                np.zeros(pad, np.float32)])
+  return out
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def epoch_indices(key: jax.Array, n: int, steps: int,
+                  batch_size: int) -> jax.Array:
+  """(steps, batch_size) example indices for one epoch.
+
+  Consecutive random permutations of range(n), so every example is seen
+  equally often even when an epoch is longer than one pass (small labeled
+  sets). Depends only on `key`, so a resumed run sees the same batches.
+  """
+  passes = math.ceil(steps * batch_size / n)
+  perms = jax.vmap(lambda p: jax.random.permutation(
+      jax.random.fold_in(key, p), n))(jnp.arange(passes))
+  return perms.reshape(-1)[:steps * batch_size].reshape(steps, batch_size)
+
+
+def eval_indices(n: int, batch_size: int) -> np.ndarray:
+  """(n // batch_size, batch_size) indices of a padded eval split, in order."""
+  return np.arange(n, dtype=np.int32).reshape(-1, batch_size)

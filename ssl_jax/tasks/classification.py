@@ -1,0 +1,58 @@
+"""Supervised image classification with optional per-example masks."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ssl_jax import augment
+from ssl_jax.tasks import Task
+
+
+def global_sum(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """Sum over the global batch: a no-op under jit, a psum under pmap."""
+  return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def masked_cross_entropy(logits, labels, mask, axis_name=None):
+  """Mean softmax cross-entropy over the examples with mask 1.
+
+  Normalised by the number of masked-in examples of the global batch, so a
+  batch with no labeled examples contributes exactly zero, and every device
+  of a pmap normalises by the same count. Returns (loss, metrics).
+  """
+  mask = mask.astype(jnp.float32)
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+      logits.astype(jnp.float32), labels)
+  count = jnp.sum(mask)
+  loss_sum = jnp.sum(ce * mask)
+  loss = loss_sum / jnp.maximum(global_sum(count, axis_name), 1.0)
+  correct = jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
+  return loss, {"loss": jnp.stack([loss_sum, count]),
+                "accuracy": jnp.stack([correct, count])}
+
+
+def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip):
+  """uint8 images -> standardised floats, augmented when training."""
+  images = batch["image"]
+  if train and (crop_padding or flip):
+    images = augment.augment(rng, images, crop_padding, flip)
+  return augment.to_float(images, mean, std)
+
+
+def _loss(outputs, batch, axis_name=None):
+  logits, _ = outputs
+  mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
+  return masked_cross_entropy(logits, batch["label"], mask, axis_name)
+
+
+def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
+  """The task for `config.input`; `mean`/`std` standardise pixels if asked."""
+  if not config.input.standardize:
+    mean = std = None
+  inputs = functools.partial(
+      image_inputs, mean=mean, std=std,
+      crop_padding=config.input.augment.crop_padding,
+      flip=config.input.augment.flip)
+  return Task(inputs=inputs, loss=_loss)

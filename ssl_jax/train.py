@@ -1,0 +1,240 @@
+"""Training and evaluation: pure jitted steps and the loop around them."""
+import functools
+import json
+import pathlib
+import signal
+from typing import Any
+
+from absl import logging
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssl_jax import checkpointing
+from ssl_jax import input_pipeline
+from ssl_jax import models
+from ssl_jax import optim
+from ssl_jax import parallel
+from ssl_jax import reporting
+from ssl_jax.tasks import classification
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any = None
+
+
+def create_train_state(rng, model, tx, sample_input) -> TrainState:
+  variables = model.init(rng, sample_input, train=False)
+  return TrainState.create(apply_fn=model.apply, params=variables["params"],
+                           tx=tx, batch_stats=variables.get("batch_stats", {}))
+
+
+def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
+               axis_name: str | None = None):
+  """One optimizer step on `batch`; returns (new state, metric sums).
+
+  The step's randomness is `rng` folded with the step number (and the device
+  under pmap), so it needs no host-side RNG bookkeeping and resumes exactly.
+  """
+  rng = jax.random.fold_in(rng, state.step)
+  if axis_name is not None:
+    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+  input_rng, dropout_rng = jax.random.split(rng)
+  x = task.inputs(batch, input_rng, train=True)
+
+  def loss_fn(params):
+    outputs, updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, x, train=True,
+        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
+    loss, metrics = task.loss(outputs, batch, axis_name)
+    return loss, (metrics, updates)
+
+  grads, (metrics, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
+  if axis_name is not None:
+    # Losses are normalised by global counts, so the global gradient is a sum.
+    grads, metrics = jax.lax.psum((grads, metrics), axis_name)
+  state = state.apply_gradients(
+      grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
+  return state, metrics
+
+
+def eval_step(state: TrainState, batch: dict, *, task,
+              axis_name: str | None = None):
+  """Metric sums of the model in inference mode on `batch`."""
+  x = task.inputs(batch, None, train=False)
+  outputs = state.apply_fn({"params": state.params,
+                            "batch_stats": state.batch_stats}, x, train=False)
+  _, metrics = task.loss(outputs, batch, axis_name)
+  if axis_name is not None:
+    metrics = jax.lax.psum(metrics, axis_name)
+  return metrics
+
+
+@jax.jit
+def _add(a, b):
+  return jax.tree.map(jnp.add, a, b)
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks, so it can save and exit."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    self.requested = True
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_finite(sums, step: int, ckpts: checkpointing.Checkpoints):
+  loss = float(sums["loss"][0])
+  if not np.isfinite(loss):
+    raise FloatingPointError(
+        f"Training loss became {loss} by step {step}. Stopped before saving; "
+        f"the last good checkpoint (step {ckpts.latest_step()}) in "
+        f"{ckpts.directory} is intact. Lower optimizer.learning_rate or set "
+        "optimizer.grad_clip_norm, then rerun to resume from it.")
+
+
+def _early_stop(history: list[dict], config) -> bool:
+  patience = config.early_stopping.patience
+  if not patience or not history:
+    return False
+  key = config.early_stopping.metric
+  values = [r[key] for r in history]
+  best = int(np.argmin(values) if key.endswith("loss") else np.argmax(values))
+  return len(values) - 1 - best >= patience
+
+
+def evaluate(runner, state, data: dict, batch_size: int) -> dict:
+  """Metric sums over a whole (padded, masked) eval split."""
+  table = input_pipeline.eval_indices(len(data["label"]), batch_size)
+  table = parallel.put_replicated(table, runner.mesh)
+  sums = None
+  for i in range(table.shape[0]):
+    m = runner.eval(state, runner.take(data, table, i))
+    sums = runner.from_device_layout(m) if sums is None else _add(
+        sums, runner.from_device_layout(m))
+  return jax.device_get(sums)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint.
+
+  Returns the last epoch's metrics record.
+  """
+  workdir = pathlib.Path(workdir)
+  is_main = jax.process_index() == 0
+  if is_main:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+  data, info = input_pipeline.load(config, workdir, write_split=is_main)
+  eval_splits = [s for s in ("val", "test") if s in data]
+  if config.early_stopping.patience and "val" not in data:
+    raise ValueError("early_stopping needs a validation split: set "
+                     "input.val_size > 0 (stopping on the test set would "
+                     "tune on it).")
+  task = classification.make(config, info.mean, info.std)
+  model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
+  if config.parallel == "pmap":
+    model_kwargs["axis_name"] = parallel.AXIS
+  model = models.get_model(config.model.name, num_classes=info.num_classes,
+                           **model_kwargs)
+  mesh = parallel.make_mesh()
+  runner = parallel.Runner(config.parallel, mesh,
+                           functools.partial(train_step, task=task),
+                           functools.partial(eval_step, task=task))
+  batch_size = config.input.batch_size
+  runner.check_batch_size(batch_size, "input.batch_size")
+  runner.check_batch_size(config.input.eval_batch_size,
+                          "input.eval_batch_size")
+  n_train = len(data["train"]["label"])
+  steps_per_epoch = config.steps_per_epoch or max(n_train // batch_size, 1)
+  total_steps = steps_per_epoch * config.num_epochs
+  tx = optim.make_optimizer(config.optimizer, total_steps)
+  schedule = optim.make_schedule(config.optimizer, total_steps)
+
+  init_rng, train_rng, data_rng = jax.random.split(
+      jax.random.key(config.seed), 3)
+  sample = task.inputs(jax.tree.map(lambda a: a[:1], data["train"]), None,
+                      False)
+  state = jax.jit(lambda r, x: create_train_state(r, model, tx, x),
+                  out_shardings=parallel.replicated(mesh))(init_rng, sample)
+  data = {k: parallel.put_replicated(v, mesh) for k, v in data.items()}
+  batch_like = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], a.dtype),
+      data["train"])
+  zero_sums = jax.tree.map(
+      lambda s: jnp.zeros(s.shape, s.dtype),
+      jax.eval_shape(functools.partial(train_step, task=task), state,
+                     batch_like, train_rng)[1])
+  ckpts = checkpointing.Checkpoints(workdir / "checkpoints",
+                                    config.keep_checkpoints)
+  sums = zero_sums
+  if ckpts.latest_step() is not None:
+    restored = ckpts.restore({"state": state, "epoch_sums": sums})
+    state, sums = restored["state"], restored["epoch_sums"]
+    logging.info("Resumed from %s at step %d.", ckpts.directory,
+                 int(state.step))
+  step = int(state.step)
+  log = reporting.MetricsLog(workdir, is_main, resume_step=step)
+  progress = reporting.Progress(total_steps, step, batch_size)
+  preemption = _Preemption()
+  dev_state = runner.to_device_layout(state)
+
+  def save():
+    ckpts.save(step, {"state": runner.from_device_layout(dev_state),
+                      "epoch_sums": sums})
+
+  try:
+    while step < total_steps and not _early_stop(log.history, config):
+      epoch = step // steps_per_epoch
+      indices = input_pipeline.epoch_indices(
+          jax.random.fold_in(data_rng, epoch), n_train, steps_per_epoch,
+          batch_size)
+      for i in range(step % steps_per_epoch, steps_per_epoch):
+        batch = runner.take(data["train"], indices, i)
+        dev_state, metrics = runner.train(dev_state, batch, train_rng)
+        sums = _add(sums, runner.from_device_layout(metrics))
+        step += 1
+        if step % config.log_every_steps == 0:
+          _check_finite(sums, step, ckpts)
+          s = jax.device_get(sums["loss"])
+          progress.log(step, epoch + 1, s[0] / max(s[1], 1))
+        if preemption.requested or (config.checkpoint_every_steps and
+                                    step % config.checkpoint_every_steps == 0
+                                    and step % steps_per_epoch):
+          _check_finite(sums, step, ckpts)
+          save()
+          if preemption.requested:
+            logging.warning("SIGTERM: saved step %d in %s; rerun the same "
+                            "command to resume.", step, ckpts.directory)
+            return {}
+      _check_finite(sums, step, ckpts)
+      record = {"epoch": epoch + 1, "step": step,
+                "learning_rate": float(schedule(step - 1)),
+                **reporting.reduce_metrics(jax.device_get(sums), "train")}
+      for s in eval_splits:
+        record.update(reporting.reduce_metrics(
+            evaluate(runner, dev_state, data[s],
+                     config.input.eval_batch_size), s))
+      logging.info("epoch %d: %s", epoch + 1, json.dumps(record))
+      log.add(record)
+      sums = zero_sums
+      save()
+  finally:
+    preemption.restore()
+    ckpts.close()
+    log.close()
+  if is_main and log.history:
+    split = eval_splits[0]
+    reporting.plot_curves(log.history, split, workdir / "curves.png")
+    lines = reporting.summary_lines(log.history, split)
+    (workdir / "summary.txt").write_text("\n".join(lines) + "\n")
+    for line in lines:
+      logging.info(line)
+  return log.history[-1] if log.history else {}
