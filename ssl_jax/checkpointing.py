@@ -44,7 +44,9 @@ class Checkpoints:
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                             create=True))
+                                             create=True),
+        # Named up front so a fresh process can read metadata before restore.
+        item_handlers=ocp.StandardCheckpointHandler())
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()

@@ -102,7 +102,8 @@ class Runner:
     if self.mode == "jit":
       return state
     return jax.tree.map(
-        lambda x: jnp.broadcast_to(x, (self.num_devices,) + x.shape), state)
+        lambda x: jnp.broadcast_to(x, (self.num_devices,) + jnp.shape(x)),
+        state)
 
   def from_device_layout(self, tree):
     if self.mode == "jit":

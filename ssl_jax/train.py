@@ -168,10 +168,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   batch_like = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], a.dtype),
       data["train"])
-  zero_sums = jax.tree.map(
-      lambda s: jnp.zeros(s.shape, s.dtype),
+  zero_sums = parallel.put_replicated(jax.tree.map(
+      lambda s: np.zeros(s.shape, s.dtype),
       jax.eval_shape(functools.partial(train_step, task=task), state,
-                     batch_like, train_rng)[1])
+                     batch_like, train_rng)[1]), mesh)
   ckpts = checkpointing.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
   sums = zero_sums

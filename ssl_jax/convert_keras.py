@@ -1,0 +1,226 @@
+"""Keras `keras.applications.EfficientNetB*` weights -> `ssl_jax` EfficientNet.
+
+    python -m ssl_jax.convert_keras --h5=efficientnetb0_notop.h5 --out=DIR \
+        [--variant=b0] [--no_top]
+
+Input convention. The Keras models start with Rescaling(1/255) and
+Normalization layers (plus, only when built with weights='imagenet', a
+Rescaling(1/sqrt(stddev))); the converted Flax model has none of them and
+expects already normalized images, i.e. `keras_preprocess(pixels_0_255)`:
+
+  * for the official ImageNet weights: (pixels / 255 - mean) / std with the
+    usual ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225),
+    i.e. `keras_preprocess(x)` with no Keras model;
+  * to reproduce one particular Keras model exactly:
+    `keras_preprocess(x, keras_model)`, which composes that model's own
+    preprocessing layers (reading the Normalization mean/variance).
+
+The quirk behind the first point (tensorflow/tensorflow#49930): the official
+.h5 files store the *stddev* in the Normalization layer's `variance`, so
+Normalization alone divides by sqrt(stddev); Keras compensates with the extra
+Rescaling(1/sqrt(stddev)) layer, but only for weights='imagenet'. A Keras
+model built with weights=None or weights=PATH and then loaded from the same
+file divides by sqrt(stddev) only, which is not how the weights were trained.
+"""
+import argparse
+import os
+import re
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import orbax.checkpoint as ocp
+
+from ssl_jax.models import efficientnet
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Keras variable name -> (Flax collection, Flax variable name).
+_VARIABLES = {
+    "kernel": ("params", "kernel"),
+    "bias": ("params", "bias"),
+    "gamma": ("params", "scale"),
+    "beta": ("params", "bias"),
+    "moving_mean": ("batch_stats", "mean"),
+    "moving_variance": ("batch_stats", "var"),
+}
+
+
+def _module_path(layer_name: str) -> tuple[str, ...]:
+  """'block2a_dwconv' -> ('block2a', 'dwconv'); 'stem_conv' -> ('stem_conv',)."""
+  m = re.fullmatch(r"(block\d+[a-z])_(\w+)", layer_name)
+  return m.groups() if m else (layer_name,)
+
+
+def _keras_variant(keras_model) -> str:
+  m = re.search(r"efficientnet-?(b\d)", keras_model.name.lower())
+  if not m:
+    raise ValueError(f"Cannot tell the EfficientNet variant from the Keras "
+                     f"model name {keras_model.name!r}; pass variant=.")
+  return m.group(1)
+
+
+def _numpy(variable) -> np.ndarray:
+  return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+def keras_to_flax(keras_model, variant: str | None = None) -> dict[str, Any]:
+  """{'params', 'batch_stats'} for `EfficientNet(variant, include_top=...)`.
+
+  Layers are matched by their Keras names. Raises ValueError listing every
+  Flax variable without a Keras counterpart, every Keras variable left over
+  and every shape mismatch. The Normalization layer is not converted (see
+  `keras_preprocess`).
+  """
+  variant = variant or _keras_variant(keras_model)
+  layer_names = {layer.name for layer in keras_model.layers}
+  include_top = "predictions" in layer_names
+  num_classes = (keras_model.get_layer("predictions").units if include_top
+                 else 1000)
+  model = efficientnet.EfficientNet(variant=variant, include_top=include_top,
+                                    num_classes=num_classes)
+  template = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
+  expected = {k: v.shape for k, v in
+              jax.tree_util.tree_flatten_with_path(template)[0]}
+  expected = {tuple(p.key for p in k): v for k, v in expected.items()}
+
+  flat, leftover, mismatched = {}, [], []
+  for layer in keras_model.layers:
+    if isinstance(layer, keras.layers.Normalization):
+      continue
+    for w in layer.weights:
+      value = _numpy(w)
+      if isinstance(layer, keras.layers.DepthwiseConv2D):
+        value = value.transpose(0, 1, 3, 2)  # (h, w, C, 1) -> (h, w, 1, C).
+      collection, name = _VARIABLES.get(w.name, (None, None))
+      key = (collection,) + _module_path(layer.name) + (name,)
+      if collection is None or key not in expected:
+        leftover.append(w.path)
+      elif value.shape != expected[key]:
+        mismatched.append(f"{w.path}: Keras {value.shape} vs Flax "
+                          f"{'/'.join(key)} {expected[key]}")
+      else:
+        flat[key] = value
+  missing = ["/".join(k) for k in expected if k not in flat]
+  if missing or leftover or mismatched:
+    raise ValueError(
+        f"Keras model {keras_model.name!r} does not match EfficientNet("
+        f"variant={variant!r}, include_top={include_top}):\n"
+        f"  Flax variables without Keras weights: {missing}\n"
+        f"  Keras weights without Flax variables: {leftover}\n"
+        f"  shape mismatches: {mismatched}")
+
+  variables = {}
+  for key, value in flat.items():
+    node = variables
+    for k in key[:-1]:
+      node = node.setdefault(k, {})
+    node[key[-1]] = value
+  return variables
+
+
+def preprocess_affine(keras_model) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel (scale, offset) so that the Keras model's input layers are
+  `x * scale + offset`, composed from its Rescaling/Normalization layers."""
+  scale, offset = np.ones(3), np.zeros(3)
+  for layer in keras_model.layers:
+    if layer.name == "stem_conv_pad":
+      return scale.astype(np.float32), offset.astype(np.float32)
+    if isinstance(layer, keras.layers.Rescaling):
+      s, o = np.asarray(layer.scale, np.float64), np.asarray(layer.offset)
+      scale, offset = scale * s, offset * s + o
+    elif isinstance(layer, keras.layers.Normalization):
+      # What Normalization.call divides by (the finalized mean/variance).
+      mean = _numpy(layer.mean).reshape(-1).astype(np.float64)
+      std = np.maximum(np.sqrt(_numpy(layer.variance).reshape(-1)),
+                       keras.backend.epsilon())
+      scale, offset = scale / std, (offset - mean) / std
+    elif not isinstance(layer, keras.layers.InputLayer):
+      raise ValueError(f"Unexpected preprocessing layer {layer.name!r}.")
+  raise ValueError("No 'stem_conv_pad' layer: not a Keras EfficientNet.")
+
+
+def keras_preprocess(images, keras_model=None) -> jax.Array:
+  """0-255 RGB images (any dtype, NHWC) -> the converted model's input.
+
+  Without `keras_model`: the official ImageNet convention, what
+  EfficientNetB*(weights='imagenet') computes. With it: exactly that Keras
+  model's preprocessing layers.
+  """
+  if keras_model is None:
+    scale = 1 / (255 * np.asarray(IMAGENET_STD))
+    offset = -np.asarray(IMAGENET_MEAN) / np.asarray(IMAGENET_STD)
+  else:
+    scale, offset = preprocess_affine(keras_model)
+  return (jnp.asarray(images, jnp.float32) * jnp.asarray(scale, jnp.float32)
+          + jnp.asarray(offset, jnp.float32))
+
+
+def _parse_h5_name(path: str):
+  m = re.search(r"efficientnet-?(b\d)(_notop)?\.h5$", os.path.basename(path))
+  return (m.group(1), not m.group(2)) if m else (None, None)
+
+
+def load_h5(path: str, variant: str | None = None,
+            include_top: bool | None = None,
+            num_classes: int = 1000) -> dict[str, Any]:
+  """Converts a Keras EfficientNet weights file (official legacy `.h5` such as
+  efficientnetb0_notop.h5, or a Keras 3 `.weights.h5`).
+
+  variant/include_top default to what the official file name says.
+  """
+  name_variant, name_top = _parse_h5_name(path)
+  variant = variant or name_variant
+  include_top = name_top if include_top is None else include_top
+  if variant is None or include_top is None:
+    raise ValueError(f"Cannot tell variant/include_top from {path!r}; "
+                     f"pass them.")
+  build = getattr(keras.applications,
+                  f"EfficientNet{efficientnet_name(variant)}")
+  keras_model = build(weights=None, include_top=include_top,
+                      classes=num_classes)
+  keras_model.load_weights(path)
+  return keras_to_flax(keras_model, variant)
+
+
+def efficientnet_name(variant: str) -> str:
+  """'b0' -> 'B0' (checked), the suffix of keras.applications.EfficientNetB0."""
+  efficientnet.efficientnet_variant(variant)
+  return variant.lower().removeprefix("efficientnet").upper()
+
+
+def save_checkpoint(variables: dict[str, Any], directory: str) -> None:
+  """Writes {'params', 'batch_stats'} as an orbax StandardCheckpointer item."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(os.path.abspath(directory), variables)
+
+
+def load_checkpoint(directory: str) -> dict[str, Any]:
+  """Reads back what `save_checkpoint` wrote."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    return checkpointer.restore(os.path.abspath(directory))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--h5", required=True, help="Keras weights file.")
+  parser.add_argument("--out", required=True, help="Checkpoint directory.")
+  parser.add_argument("--variant", help="b0..b7 (default: from file name).")
+  parser.add_argument("--no_top", action="store_true",
+                      help="The file has no classifier (default: from name).")
+  parser.add_argument("--num_classes", type=int, default=1000)
+  args = parser.parse_args(argv)
+  variables = load_h5(args.h5, args.variant, False if args.no_top else None,
+                      args.num_classes)
+  save_checkpoint(variables, args.out)
+  n = sum(x.size for x in jax.tree.leaves(variables["params"]))
+  print(f"Wrote {n:,} parameters to {args.out}; inputs are "
+        f"keras_preprocess(0-255 RGB).")
+
+
+if __name__ == "__main__":
+  main()

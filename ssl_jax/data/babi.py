@@ -1,0 +1,273 @@
+"""bAbI v1.2 question answering (Weston et al., 2015): reader, vocab, arrays.
+
+Follows the Keras example `babi_memnn`: each question sees every story sentence
+before it, words and punctuation are tokens, the vocabulary is the sorted set of
+train + test words (answers included, a multi-word answer such as
+"apple,football" being one word) with id 0 for padding, and sequences are
+padded at the front as Keras's `pad_sequences` does.
+"""
+import dataclasses
+import difflib
+import glob
+import itertools
+import os
+import re
+
+import numpy as np
+
+RELEASE = "tasks_1-20_v1-2"
+SIZE_DIRS = {"1k": "en", "10k": "en-10k"}
+MAX_MEMORY = 50  # Memory cap of Sukhbaatar et al. (2015) for bAbI.
+_URL = "https://s3.amazonaws.com/text-datasets/babi_tasks_1-20_v1-2.tar.gz"
+
+
+def default_babi_dir() -> str:
+  """`$SSL_JAX_DATA_DIR/babi` if set, else `../shared/data/babi` from cwd."""
+  root = os.environ.get("SSL_JAX_DATA_DIR")
+  if root:
+    return os.path.join(root, "babi")
+  return os.path.abspath(os.path.join("..", "shared", "data", "babi"))
+
+
+def tokenize(sentence: str) -> list[str]:
+  """'Mary moved to the bathroom.' -> ['Mary', ..., 'bathroom', '.']."""
+  return [t.strip() for t in re.split(r"(\W+)", sentence) if t.strip()]
+
+
+def parse_babi(path) -> list[tuple[list[list[str]], list[str], str]]:
+  """Reads a bAbI file into (story sentences, question, answer) examples.
+
+  The story of a question is every statement of its story before it (earlier
+  questions excluded); a story restarts where line IDs restart at 1.
+
+  Raises:
+    ValueError: on a malformed line, naming the file and 1-based line number.
+  """
+  examples, story, prev_id = [], [], 0
+  with open(path, encoding="utf-8") as f:
+    for lineno, line in enumerate(f, 1):
+      line = line.strip()
+      if not line:
+        continue
+
+      def fail(why, line=line, lineno=lineno):
+        raise ValueError(f"{path}, line {lineno}: {why}: {line!r}")
+
+      match = re.fullmatch(r"(\d+) +(\S.*)", line)
+      if not match:
+        fail("expected 'ID text'")
+      line_id, text = int(match[1]), match[2]
+      if line_id == 1:
+        story = []
+      elif prev_id == 0 or line_id <= prev_id:
+        fail(f"line ID {line_id} after {prev_id}: IDs start at 1 and increase")
+      prev_id = line_id
+      if "\t" not in text:
+        if text.rstrip().endswith("?"):
+          fail("question without a tab-separated answer")
+        story.append(tokenize(text))
+        continue
+      fields = [s.strip() for s in text.split("\t")]
+      if len(fields) not in (2, 3) or not fields[0] or not fields[1]:
+        fail("expected 'ID question<TAB>answer<TAB>supporting IDs'")
+      if len(fields) == 3:
+        support = fields[2].split()
+        if not all(s.isdecimal() and 1 <= int(s) < line_id for s in support):
+          fail("supporting IDs must be integers of earlier lines of the story")
+      examples.append((list(story), tokenize(fields[0]), fields[1]))
+  return examples
+
+
+def find_task_files(data_dir, task: int, size: str = "10k") -> tuple[str, str]:
+  """Paths of task `task`'s train and test files under `data_dir`.
+
+  Looks in `data_dir/tasks_1-20_v1-2/{en,en-10k}`, `data_dir/{en,en-10k}`,
+  then `data_dir` itself (e.g. a path to the en-10k folder).
+  """
+  if size not in SIZE_DIRS:
+    raise ValueError(f"size must be one of {sorted(SIZE_DIRS)}, got {size!r}.")
+  if not 1 <= task <= 20:
+    raise ValueError(f"bAbI tasks are numbered 1 to 20, got {task}.")
+  sub = SIZE_DIRS[size]
+  data_dir = os.path.abspath(os.path.expanduser(str(data_dir)))
+  candidates = [os.path.join(data_dir, RELEASE, sub),
+                os.path.join(data_dir, sub)]
+  # A folder of the other size holds files of the same names: never read it.
+  if os.path.basename(data_dir) not in set(SIZE_DIRS.values()) - {sub}:
+    candidates.append(data_dir)
+  for directory in candidates:
+    found = [sorted(glob.glob(os.path.join(glob.escape(directory),
+                                           f"qa{task}_*_{split}.txt")))
+             for split in ("train", "test")]
+    if all(len(paths) == 1 for paths in found):
+      return found[0][0], found[1][0]
+    if any(len(paths) > 1 for paths in found):
+      raise ValueError(f"Several files for bAbI task {task} in {directory}: "
+                       f"{found}.")
+  raise FileNotFoundError(
+      f"bAbI task {task} ({size}, folder {sub}/) not found: looked for "
+      f"qa{task}_*_train.txt and qa{task}_*_test.txt in "
+      f"{', '.join(candidates)}. Download the bAbI v1.2 release "
+      f"tasks_1-20_v1-2.tar.gz (Facebook Research; mirror used by the Keras "
+      f"example: {_URL}; tensorflow_datasets has no bAbI), extract it into a "
+      f"directory DIR and pass --config.input.data_dir=DIR (or set "
+      f"SSL_JAX_DATA_DIR and extract into $SSL_JAX_DATA_DIR/babi).")
+
+
+class UnknownWordsError(KeyError):
+  """Words outside the vocabulary; the message suggests close known words."""
+
+  def __init__(self, words, known):
+    self.words = list(dict.fromkeys(words))
+    self.known = sorted(known)
+    lower = {w.lower(): w for w in self.known}
+    self.suggestions = {
+        w: [lower[m] for m in difflib.get_close_matches(w.lower(), lower, n=3)]
+        for w in self.words}
+    super().__init__(self.words)
+
+  def __str__(self):
+    parts = [f"{w!r} (did you mean {', '.join(s)}?)" if s else repr(w)
+             for w, s in self.suggestions.items()]
+    known = (", ".join(self.known) if len(self.known) <= 40
+             else f"{len(self.known)} words")
+    return f"Unknown words: {'; '.join(parts)}. Known words: {known}."
+
+
+class Vocab:
+  """Sorted words with ids from 1; id 0 is padding."""
+
+  def __init__(self, words):
+    self.words = ("<pad>",) + tuple(sorted(set(words)))
+    self.ids = {w: i for i, w in enumerate(self.words) if i}
+    # Case-insensitive fallback for typed input, where it is unambiguous.
+    folded = {}
+    for w in self.words[1:]:
+      folded.setdefault(w.lower(), []).append(w)
+    self._folded = {k: v[0] for k, v in folded.items() if len(v) == 1}
+
+  def __len__(self):
+    return len(self.words)
+
+  def encode(self, tokens, ignore_case: bool = False) -> list[int]:
+    """Word ids of `tokens`; raises UnknownWordsError listing all unknown."""
+    ids, unknown = [], []
+    for t in tokens:
+      if t not in self.ids and ignore_case:
+        t = self._folded.get(t.lower(), t)
+      if t in self.ids:
+        ids.append(self.ids[t])
+      else:
+        unknown.append(t)
+    if unknown:
+      raise UnknownWordsError(unknown, self.words[1:])
+    return ids
+
+  def decode(self, ids) -> list[str]:
+    return [self.words[int(i)] for i in ids]
+
+
+@dataclasses.dataclass(frozen=True)
+class BabiData:
+  """Train/test arrays (see `load_babi`) and the sizes they were padded to."""
+  train: dict[str, np.ndarray]
+  test: dict[str, np.ndarray]
+  vocab: Vocab
+  story_maxlen: int
+  query_maxlen: int
+  sentence_maxlen: int
+  memory_size: int
+
+
+def _flat(sentences) -> list:
+  return list(itertools.chain.from_iterable(sentences))
+
+
+def _pad(seqs, maxlen: int) -> np.ndarray:
+  """Keras `pad_sequences` defaults: pad and truncate at the front."""
+  out = np.zeros((len(seqs), maxlen), np.int32)
+  for i, s in enumerate(seqs):
+    s = s[len(s) - maxlen:] if len(s) > maxlen else s
+    out[i, maxlen - len(s):] = s
+  return out
+
+
+def _arrays(stories, queries, data_sizes) -> dict[str, np.ndarray]:
+  """Id lists -> 'story', 'sentences', 'query' arrays (see `load_babi`)."""
+  story_maxlen, query_maxlen, sentence_maxlen, memory_size = data_sizes
+  sentences = np.zeros((len(stories), memory_size, sentence_maxlen), np.int32)
+  for i, story in enumerate(stories):
+    if story:
+      recent = story[-memory_size:]
+      sentences[i, memory_size - len(recent):] = _pad(recent, sentence_maxlen)
+  return {"story": _pad([_flat(s) for s in stories], story_maxlen),
+          "sentences": sentences,
+          "query": _pad(queries, query_maxlen)}
+
+
+def load_babi(data_dir=None, task: int = 1, size: str = "10k",
+              memory_size: int | None = None) -> BabiData:
+  """Loads a bAbI task as int32 arrays of word ids.
+
+  Each split is a dict of
+    'story': (N, story_maxlen) all story words, flat, padded at the front;
+    'sentences': (N, memory_size, sentence_maxlen) the latest `memory_size`
+      sentences in story order, each padded at the front, with empty (all-0)
+      memories first so the last slot holds the most recent sentence;
+    'query': (N, query_maxlen), padded at the front;
+    'label': (N,) id of the answer in the same vocabulary.
+
+  Args:
+    data_dir: see `find_task_files`; defaults to `default_babi_dir()`.
+    task: 1 to 20.
+    size: '10k' (en-10k/) or '1k' (en/).
+    memory_size: memories kept for MemN2N; default: the most sentences of any
+      story, at most 50.
+  """
+  paths = find_task_files(data_dir or default_babi_dir(), task, size)
+  train, test = (parse_babi(p) for p in paths)
+  examples = train + test
+  vocab = Vocab(w for story, q, a in examples
+                for w in [*_flat(story), *q, a])
+  sizes = (max(len(_flat(s)) for s, _, _ in examples),
+           max(len(q) for _, q, _ in examples),
+           max((len(x) for s, _, _ in examples for x in s), default=1),
+           memory_size or min(max(len(s) for s, _, _ in examples), MAX_MEMORY))
+
+  def split_arrays(split):
+    arrays = _arrays([[vocab.encode(x) for x in s] for s, _, _ in split],
+                     [vocab.encode(q) for _, q, _ in split], sizes)
+    arrays["label"] = np.array([vocab.ids[a] for _, _, a in split], np.int32)
+    return arrays
+
+  return BabiData(split_arrays(train), split_arrays(test), vocab, *sizes)
+
+
+def encode_example(story_text: str, question: str,
+                   data: BabiData) -> dict[str, np.ndarray]:
+  """Encodes a typed story and question as a batch of one (no 'label').
+
+  Sentences end at '.' or a newline; a missing final '.' or '?' is added, as
+  every bAbI sentence and question has one. Case is ignored where that is
+  unambiguous; over-long inputs are cut at the front like `pad_sequences`.
+
+  Raises:
+    UnknownWordsError: listing every word outside `data.vocab`.
+    ValueError: for an empty question.
+  """
+  sentences = []
+  for part in re.split(r"(?<=\.)|\n", story_text):
+    tokens = tokenize(part)
+    if any(re.match(r"\w", t) for t in tokens):
+      sentences.append(tokens if tokens[-1] == "." else tokens + ["."])
+  query = tokenize(question)
+  if not query:
+    raise ValueError("Empty question.")
+  if query[-1] != "?":
+    query.append("?")
+  # Encode everything at once so the error lists every unknown word.
+  data.vocab.encode(_flat(sentences) + query, ignore_case=True)
+  sizes = (data.story_maxlen, data.query_maxlen, data.sentence_maxlen,
+           data.memory_size)
+  return _arrays([[data.vocab.encode(s, ignore_case=True) for s in sentences]],
+                 [data.vocab.encode(query, ignore_case=True)], sizes)

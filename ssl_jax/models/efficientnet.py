@@ -1,0 +1,255 @@
+"""EfficientNet B0..B7 (Tan & Le, 2019), a Flax port of keras.applications.
+
+Layer for layer the Keras 3 `keras.applications.EfficientNetB*` graph, with
+the same module names (`stem_conv`, `block2a/dwconv`, `top_bn`,
+`predictions`, ...) so `ssl_jax.convert_keras` copies weights 1:1. The
+Keras model's input preprocessing (Rescaling + Normalization) is NOT part of
+this model: it takes already normalized NHWC float images, see
+`ssl_jax.convert_keras.keras_preprocess`.
+"""
+import math
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ssl_jax import norms
+
+
+class Variant(NamedTuple):
+  width: float  # Channel multiplier.
+  depth: float  # Block repeats multiplier.
+  resolution: int  # Default input size.
+  dropout: float  # Dropout before the classifier.
+
+
+# Exactly the arguments keras.applications.EfficientNetB* pass.
+VARIANTS = {
+    "b0": Variant(1.0, 1.0, 224, 0.2),
+    "b1": Variant(1.0, 1.1, 240, 0.2),
+    "b2": Variant(1.1, 1.2, 260, 0.3),
+    "b3": Variant(1.2, 1.4, 300, 0.3),
+    "b4": Variant(1.4, 1.8, 380, 0.4),
+    "b5": Variant(1.6, 2.2, 456, 0.4),
+    "b6": Variant(1.8, 2.6, 528, 0.5),
+    "b7": Variant(2.0, 3.1, 600, 0.5),
+}
+
+
+class StageArgs(NamedTuple):
+  kernel_size: int
+  repeats: int
+  filters_in: int
+  filters_out: int
+  expand_ratio: int
+  strides: int
+  se_ratio: float = 0.25
+
+
+# Keras's DEFAULT_BLOCKS_ARGS (B0 before scaling), one entry per stage.
+STAGES = (
+    StageArgs(3, 1, 32, 16, 1, 1),
+    StageArgs(3, 2, 16, 24, 6, 2),
+    StageArgs(5, 2, 24, 40, 6, 2),
+    StageArgs(3, 3, 40, 80, 6, 2),
+    StageArgs(5, 3, 80, 112, 6, 1),
+    StageArgs(5, 4, 112, 192, 6, 2),
+    StageArgs(3, 1, 192, 320, 6, 1),
+)
+
+
+def efficientnet_variant(name: str) -> Variant:
+  """(width, depth, resolution, dropout) of 'b0'..'b7' (also 'EfficientNetB0')."""
+  key = name.lower().removeprefix("efficientnet").strip("-_")
+  if key not in VARIANTS:
+    raise ValueError(f"Unknown EfficientNet variant {name!r}; "
+                     f"known: {sorted(VARIANTS)}.")
+  return VARIANTS[key]
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+  """Keras's round_filters: scale by width, round to a multiple of divisor."""
+  filters *= width
+  new_filters = max(divisor, int(filters + divisor / 2) // divisor * divisor)
+  # Rounding down may not lose more than 10%.
+  if new_filters < 0.9 * filters:
+    new_filters += divisor
+  return int(new_filters)
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+  return int(math.ceil(depth * repeats))
+
+
+def correct_pad(size: tuple[int, int], kernel_size: int):
+  """Keras's imagenet_utils.correct_pad: the ZeroPadding2D of stride-2 convs.
+
+  TF-style: one pixel less on the top/left for even sizes, so the result
+  differs from XLA's 'SAME' only in where the padding goes.
+  """
+  c = kernel_size // 2
+  return tuple((c - (1 - s % 2), c) for s in size)
+
+
+class MBConv(nn.Module):
+  """Inverted residual block with squeeze-and-excite (Keras's `block`)."""
+  filters_in: int
+  filters_out: int
+  kernel_size: int
+  strides: int
+  expand_ratio: int
+  se_ratio: float
+  drop_rate: float
+  norm: Any  # Constructor from norms.norm_layer.
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, inputs, train: bool):
+    filters = self.filters_in * self.expand_ratio
+    x = inputs
+    if self.expand_ratio != 1:
+      x = nn.Conv(filters, (1, 1), use_bias=False, dtype=self.dtype,
+                  name="expand_conv")(x)
+      x = nn.swish(self.norm(name="expand_bn")(x))
+
+    k = self.kernel_size
+    pad = (correct_pad(x.shape[1:3], k) if self.strides == 2 else "SAME")
+    x = nn.Conv(filters, (k, k), strides=self.strides, padding=pad,
+                feature_group_count=filters, use_bias=False, dtype=self.dtype,
+                name="dwconv")(x)
+    x = nn.swish(self.norm(name="bn")(x))
+
+    if 0 < self.se_ratio <= 1:
+      # The bottleneck is a fraction of the block's *input* filters.
+      filters_se = max(1, int(self.filters_in * self.se_ratio))
+      se = jnp.mean(x, axis=(1, 2), keepdims=True)
+      se = nn.swish(nn.Conv(filters_se, (1, 1), dtype=self.dtype,
+                            name="se_reduce")(se))
+      se = nn.sigmoid(nn.Conv(filters, (1, 1), dtype=self.dtype,
+                              name="se_expand")(se))
+      x = x * se
+
+    x = nn.Conv(self.filters_out, (1, 1), use_bias=False, dtype=self.dtype,
+                name="project_conv")(x)
+    x = self.norm(name="project_bn")(x)
+    if self.strides == 1 and self.filters_in == self.filters_out:
+      if self.drop_rate > 0:
+        # Stochastic depth: drop the whole residual branch per example.
+        x = nn.Dropout(self.drop_rate, broadcast_dims=(1, 2, 3),
+                       deterministic=not train)(x)
+      x = x + inputs
+    return x
+
+
+class EfficientNet(nn.Module):
+  """EfficientNet; compound scaling from `variant` unless overridden.
+
+  Attributes:
+    variant: 'b0'..'b7'; supplies the defaults of the `None` fields below.
+    num_classes: classifier size (with `include_top`).
+    width_coefficient: channel multiplier (None: the variant's).
+    depth_coefficient: repeats multiplier (None: the variant's).
+    dropout_rate: dropout before the classifier (None: the variant's,
+      0.2 for b0/b1 as in Keras).
+    drop_connect_rate: stochastic depth rate of the last block; block b of
+      n drops with rate drop_connect_rate * b / n.
+    depth_divisor: channel counts are multiples of this.
+    include_top: add dropout + Dense(num_classes) and return logits.
+    pooling: 'avg' | 'max' | None (return the final feature map; only
+      without top, which, as in Keras, always average-pools).
+    norm, num_groups, axis_name: see `ssl_jax.norms.norm_layer`.
+    dtype: computation dtype (parameters stay float32).
+  """
+  variant: str = "b0"
+  num_classes: int = 1000
+  width_coefficient: float | None = None
+  depth_coefficient: float | None = None
+  dropout_rate: float | None = None
+  drop_connect_rate: float = 0.2
+  depth_divisor: int = 8
+  include_top: bool = True
+  pooling: str | None = "avg"
+  norm: str = "batch"
+  num_groups: int = 8
+  axis_name: str | None = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False):
+    """Returns (logits | pooled features | feature map, intermediates).
+
+    intermediates: 'stem', 'stage1'..'stage7' (last block output of each
+    stage), 'pre_logits' (global average (or `pooling`) pooled top features).
+    """
+    if self.pooling not in ("avg", "max", None):
+      raise ValueError(f"pooling must be 'avg', 'max' or None, "
+                       f"got {self.pooling!r}.")
+    v = efficientnet_variant(self.variant)
+    width = v.width if self.width_coefficient is None else self.width_coefficient
+    depth = v.depth if self.depth_coefficient is None else self.depth_coefficient
+    dropout = v.dropout if self.dropout_rate is None else self.dropout_rate
+    filters = lambda f: round_filters(f, width, self.depth_divisor)
+    norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
+                            momentum=0.99, epsilon=1e-3,
+                            num_groups=self.num_groups, dtype=self.dtype)
+    out = {}
+
+    x = nn.Conv(filters(32), (3, 3), strides=2,
+                padding=correct_pad(x.shape[1:3], 3), use_bias=False,
+                dtype=self.dtype, name="stem_conv")(x)
+    x = nn.swish(norm(name="stem_bn")(x))
+    out["stem"] = x
+
+    total = float(sum(round_repeats(s.repeats, depth) for s in STAGES))
+    b = 0
+    for i, s in enumerate(STAGES):
+      f_in, f_out = filters(s.filters_in), filters(s.filters_out)
+      for j in range(round_repeats(s.repeats, depth)):
+        # Only a stage's first block changes stride and channels.
+        x = MBConv(f_in if j == 0 else f_out, f_out, s.kernel_size,
+                   s.strides if j == 0 else 1, s.expand_ratio, s.se_ratio,
+                   self.drop_connect_rate * b / total, norm, self.dtype,
+                   name=f"block{i + 1}{chr(j + 97)}")(x, train)
+        b += 1
+      out[f"stage{i + 1}"] = x
+
+    x = nn.Conv(filters(1280), (1, 1), use_bias=False, dtype=self.dtype,
+                name="top_conv")(x)
+    x = nn.swish(norm(name="top_bn")(x))
+    if self.pooling is None and not self.include_top:
+      out["pre_logits"] = jnp.mean(x, axis=(1, 2))
+      return x, out
+    if self.pooling == "max" and not self.include_top:
+      x = jnp.max(x, axis=(1, 2))
+    else:
+      x = jnp.mean(x, axis=(1, 2))
+    out["pre_logits"] = x
+    if not self.include_top:
+      return x, out
+    x = nn.Dropout(dropout, deterministic=not train)(x)
+    # Logits: Keras's classifier additionally applies softmax.
+    x = nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
+    return x, out
+
+
+def flops_and_params(variant: str = "b0", resolution: int | None = None,
+                     batch_size: int = 1) -> dict[str, float]:
+  """Inference FLOPs (XLA cost analysis) and variable counts of a variant.
+
+  resolution defaults to the variant's. 'params' are the trainable
+  parameters; Keras's count_params() additionally counts 'batch_stats' and
+  the 7 variables of its input Normalization layer.
+  """
+  model = EfficientNet(variant=variant)
+  res = resolution or efficientnet_variant(variant).resolution
+  x = jax.ShapeDtypeStruct((batch_size, res, res, 3), jnp.float32)
+  variables = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros(x.shape), train=False))
+  apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])
+  cost = apply.lower(variables, x).compile().cost_analysis()
+  if isinstance(cost, (list, tuple)):  # Older JAX: one dict per computation.
+    cost = cost[0]
+  count = lambda tree: sum(math.prod(a.shape) for a in jax.tree.leaves(tree))
+  return {"flops": float(cost["flops"]), "params": count(variables["params"]),
+          "batch_stats": count(variables["batch_stats"])}

@@ -1,0 +1,200 @@
+"""Memory networks for bAbI: the Keras `babi_memnn` example and MemN2N.
+
+Both take `x = {'story': (B, L), 'sentences': (B, M, S), 'query': (B, Q)}` word
+ids (id 0 is padding; see `ssl_jax.data.babi`), read the keys they need, and
+return `(logits over the vocabulary, intermediates)`, where
+`intermediates['attention']` is what the model attends with, for display.
+"""
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+
+def _keras_embed_init(key, shape, dtype=jnp.float32):
+  # Keras Embedding's default initializer: uniform(-0.05, 0.05).
+  return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
+
+
+class MemNetKeras(nn.Module):
+  """The layer graph of the Keras example `babi_memnn`, layer for layer.
+
+  m = Embed(story), c = Embed_to_Q(story), u = Embed(query), each with dropout;
+  match = act(m u^T) with the activation over the query axis (Keras's softmax
+  acts on the last axis); the query-major (match + c) concatenated with u is
+  read by an LSTM whose last output, after dropout, gives the logits.
+  Embeddings keep padding ids as ordinary words (Keras: mask_zero=False), and
+  the LSTM reads the stories padded at the front as Keras does.
+
+  Parameters copy over from Keras one to one: Keras's fused LSTM kernel has gate
+  order i, f, c, o, which are flax's `i*`, `f*`, `g*`, `o*` (sigmoid gates,
+  tanh candidate, as in Keras). Initialization follows Keras except that the
+  forget-gate bias starts at 0, not 1 (Keras's unit_forget_bias).
+  """
+  vocab_size: int
+  story_maxlen: int
+  query_maxlen: int
+  embed_dim: int = 64
+  lstm_units: int = 32
+  dropout_rate: float = 0.3
+  match_activation: str = "softmax"  # Or "relu", the example's variant.
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if self.match_activation not in ("softmax", "relu"):
+      raise ValueError(f"match_activation must be 'softmax' or 'relu', got "
+                       f"{self.match_activation!r}.")
+    story, query = x["story"], x["query"]
+    if story.shape[1:] != (self.story_maxlen,) or query.shape[1:] != (
+        self.query_maxlen,):
+      # The LSTM input width is story_maxlen + embed_dim, so lengths are fixed.
+      raise ValueError(f"Expected story (B, {self.story_maxlen}) and query "
+                       f"(B, {self.query_maxlen}), got {story.shape} and "
+                       f"{query.shape}.")
+    drop = nn.Dropout(self.dropout_rate, deterministic=not train)
+
+    def embed(ids, features, name):
+      return drop(nn.Embed(self.vocab_size, features, name=name,
+                           embedding_init=_keras_embed_init)(ids))
+
+    m = embed(story, self.embed_dim, "input_encoder_m")  # (B, L, D)
+    c = embed(story, self.query_maxlen, "input_encoder_c")  # (B, L, Q)
+    u = embed(query, self.embed_dim, "question_encoder")  # (B, Q, D)
+    match = jnp.einsum("bld,bqd->blq", m, u)
+    match = (nn.softmax(match, axis=-1) if self.match_activation == "softmax"
+             else nn.relu(match))
+    response = jnp.swapaxes(match + c, 1, 2)  # (B, Q, L)
+    answer = jnp.concatenate([response, u], axis=-1)
+    cell = nn.OptimizedLSTMCell(
+        self.lstm_units, kernel_init=nn.initializers.glorot_uniform(),
+        name="lstm")
+    (_, h), _ = nn.RNN(cell, return_carry=True)(answer)
+    logits = nn.Dense(self.vocab_size, name="dense",
+                      kernel_init=nn.initializers.glorot_uniform())(drop(h))
+    return logits, {"attention": match, "pre_logits": h}
+
+
+def position_encoding(ids: jax.Array, dim: int) -> jax.Array:
+  """Weights l_kj = (1 - j/J) - (k/d)(1 - 2j/J) of Sukhbaatar et al., Sec 4.1.
+
+  J is each sentence's own word count and j its 1-based word position, so the
+  weights do not depend on how sentences are padded; padding gets weight 0.
+  Returns shape ids.shape + (dim,).
+  """
+  mask = (ids != 0).astype(jnp.float32)
+  j = jnp.cumsum(mask, axis=-1)[..., None]
+  length = jnp.maximum(mask.sum(-1, keepdims=True), 1.)[..., None]
+  k = jnp.arange(1, dim + 1, dtype=jnp.float32) / dim
+  return ((1 - j / length) - k * (1 - 2 * j / length)) * mask[..., None]
+
+
+class MemN2N(nn.Module):
+  """End-To-End Memory Network (Sukhbaatar et al., 2015) for bAbI.
+
+  Memories are the story sentences `x['sentences']` (B, M, S), in story order
+  with the most recent in the last slot (as `load_babi` lays them out); slots
+  whose sentence is all padding are masked out of the attention.
+
+  Options, each a field:
+    weight_tying: 'adjacent' (A^{k+1} = C^k, B = A^1, and W^T = C^K when
+      `tie_output`, else a separate W) or 'layerwise' (A^k = A, C^k = C, a
+      separate B and W, and u^{k+1} = H u^k + o^k).
+    position_encoding: sentence and query vectors weight each word embedding
+      by l_j (see `position_encoding`); else bag of words.
+    temporal_encoding: adds T_A(i) / T_C(i) to memory i, indexed by recency
+      (0 = the latest sentence), and tied across hops like A and C.
+    linear_start: no softmax in the memory layers (the paper's LS; training
+      code sets it for the first epochs, then rebuilds with it off).
+    random_empty_memories: the paper's random noise (RN). In training, before
+      each sentence an empty memory is inserted with this probability; since
+      empty memories are masked, that amounts to adding the number of empties
+      inserted after a sentence to its recency index (capped at M - 1), drawn
+      on device from the 'dropout' rng.
+  The paper trains with SGD and gradient clipping at norm 40, i.e.
+  `optax.chain(optax.clip_by_global_norm(40.), optax.sgd(...))`.
+  """
+  vocab_size: int
+  sentence_maxlen: int
+  memory_size: int
+  embed_dim: int = 20
+  hops: int = 3
+  weight_tying: str = "adjacent"
+  tie_output: bool = True
+  position_encoding: bool = True
+  temporal_encoding: bool = True
+  linear_start: bool = False
+  random_empty_memories: float = 0.1
+  init_stddev: float = 0.1  # The paper's N(0, 0.1) initialization.
+
+  def setup(self):
+    if self.weight_tying not in ("adjacent", "layerwise"):
+      raise ValueError(f"weight_tying must be 'adjacent' or 'layerwise', got "
+                       f"{self.weight_tying!r}.")
+    init = nn.initializers.normal(self.init_stddev)
+    # Hop k reads with (A^k, C^k) = embeds[a_index[k]], embeds[c_index[k]],
+    # temporal tables likewise; the query with embeds[b_index].
+    if self.weight_tying == "adjacent":
+      num_embeds = self.hops + 1
+      self.a_index = list(range(self.hops))
+      self.c_index = list(range(1, self.hops + 1))
+      self.b_index = 0
+    else:
+      num_embeds = 3
+      self.a_index, self.c_index = [0] * self.hops, [1] * self.hops
+      self.b_index = 2
+      self.h = nn.Dense(self.embed_dim, use_bias=False, kernel_init=init)
+    self.embeds = [nn.Embed(self.vocab_size, self.embed_dim,
+                            embedding_init=init) for _ in range(num_embeds)]
+    if self.temporal_encoding:
+      self.temporal = [
+          self.param(f"temporal_{i}", init, (self.memory_size, self.embed_dim))
+          for i in range(max(self.c_index) + 1)]
+    if not (self.weight_tying == "adjacent" and self.tie_output):
+      self.w = nn.Dense(self.vocab_size, use_bias=False, kernel_init=init)
+
+  def _encode(self, ids, table):
+    """Sentence vectors: (position-weighted) sums of word embeddings."""
+    emb = self.embeds[table](ids)
+    if self.position_encoding:
+      weights = position_encoding(ids, self.embed_dim)
+    else:
+      weights = (ids != 0)[..., None].astype(emb.dtype)
+    return (emb * weights).sum(-2)
+
+  def __call__(self, x, train: bool = False):
+    sentences, query = x["sentences"], x["query"]
+    num_memories = sentences.shape[1]
+    if num_memories != self.memory_size:
+      raise ValueError(f"Expected {self.memory_size} memories, got "
+                       f"{sentences.shape}.")
+    valid = (sentences != 0).any(-1)  # (B, M)
+    recency = jnp.broadcast_to(jnp.arange(num_memories)[::-1], valid.shape)
+    if self.temporal_encoding and train and self.random_empty_memories > 0:
+      empties = jax.random.bernoulli(self.make_rng("dropout"),
+                                     self.random_empty_memories, valid.shape)
+      inserted_after = jnp.cumsum(empties[:, ::-1], axis=1)[:, ::-1]
+      recency = jnp.minimum(recency + inserted_after, num_memories - 1)
+
+    u = self._encode(query, self.b_index)  # (B, D)
+    attention = []
+    for hop in range(self.hops):
+      m = self._encode(sentences, self.a_index[hop])  # (B, M, D)
+      c = self._encode(sentences, self.c_index[hop])
+      if self.temporal_encoding:
+        m = m + self.temporal[self.a_index[hop]][recency]
+        c = c + self.temporal[self.c_index[hop]][recency]
+      scores = jnp.einsum("bmd,bd->bm", m, u)
+      if self.linear_start:
+        p = jnp.where(valid, scores, 0.)
+      else:
+        # Multiplying by `valid` zeroes a story with no memories at all.
+        p = nn.softmax(jnp.where(valid, scores, -1e30), axis=-1) * valid
+      attention.append(p)
+      o = jnp.einsum("bm,bmd->bd", p, c)
+      u = (self.h(u) if self.weight_tying == "layerwise" else u) + o
+
+    if self.weight_tying == "adjacent" and self.tie_output:
+      logits = self.embeds[-1].attend(u)  # W^T = C^K.
+    else:
+      logits = self.w(u)
+    return logits, {"attention": jnp.stack(attention, axis=1),
+                    "pre_logits": u}

@@ -1,0 +1,51 @@
+"""Shared test utilities: configs, a tiny model, subprocess runs of main."""
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CIFAR_DIR = ROOT.parent / "shared" / "data" / "cifar10"
+
+
+def load_config(name: str = "supervised", arg: str = "quick"):
+  spec = importlib.util.spec_from_file_location(
+      name, ROOT / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+# A few-thousand-parameter core CNN and a short run: fast enough for tests.
+TINY = {"model.features": (8, 16, 16), "model.dense": 32,
+        "input.labels_per_class": 5, "input.max_test_examples": 200,
+        "input.eval_batch_size": 100, "input.batch_size": 16,
+        "steps_per_epoch": 4, "num_epochs": 3, "log_every_steps": 2}
+
+
+def tiny_config(**overrides):
+  config = load_config()
+  for key, value in {**TINY, **overrides}.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def main_command(workdir, overrides: dict, config="configs/supervised.py:quick"):
+  """argv of `python -m ssl_jax.main` with --config.KEY=VALUE overrides."""
+  args = [sys.executable, "-m", "ssl_jax.main", f"--config={config}",
+          f"--workdir={workdir}"]
+  for k, v in overrides.items():
+    v = ",".join(map(str, v)) if isinstance(v, tuple) else v
+    args.append(f"--config.{k}={v}")
+  return args
+
+
+def run_main(workdir, overrides: dict, env=None, timeout=300, **kwargs):
+  return subprocess.run(main_command(workdir, overrides), cwd=ROOT,
+                        env={**os.environ, **(env or {})}, timeout=timeout,
+                        capture_output=True, text=True, **kwargs)

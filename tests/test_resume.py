@@ -1,0 +1,79 @@
+"""Interrupted runs (SIGKILL, SIGTERM) resume to the uninterrupted result."""
+import json
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from ssl_jax import train
+
+import helpers
+
+# 3 epochs of 4 steps, a save every 2 steps: kills land mid-epoch.
+OVERRIDES = {**helpers.TINY, "checkpoint_every_steps": 2}
+TOTAL_STEPS = 12
+
+
+def _final(workdir):
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  tree = ocp.StandardCheckpointer().restore(
+      workdir / "checkpoints" / str(steps[-1]) / "default")
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
+  return steps[-1], tree["state"]["params"], records
+
+
+def _interrupt(workdir, sig):
+  """Starts main, sends `sig` once a first checkpoint exists, returns it."""
+  proc = subprocess.Popen(helpers.main_command(workdir, OVERRIDES),
+                          cwd=helpers.ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  ckpts = workdir / "checkpoints"
+  while time.time() < deadline and proc.poll() is None:
+    if ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir()):
+      proc.send_signal(sig)
+      break
+    time.sleep(0.02)
+  _, err = proc.communicate(timeout=120)
+  return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """An uninterrupted run, shared by the tests below."""
+  workdir = tmp_path_factory.mktemp("reference")
+  last = train.train_and_evaluate(helpers.tiny_config(checkpoint_every_steps=2),
+                                  workdir)
+  return last, _final(workdir)
+
+
+def _check_same(tmp_path, sig, reference):
+  returncode, err = _interrupt(tmp_path, sig)
+  step, _, _ = _final(tmp_path)
+  assert step < TOTAL_STEPS, "the run ended before it could be interrupted"
+  resumed = train.train_and_evaluate(
+      helpers.tiny_config(checkpoint_every_steps=2), tmp_path)
+  ref_last, (ref_step, ref_params, ref_records) = reference
+  cut_step, cut_params, cut_records = _final(tmp_path)
+  assert resumed == ref_last
+  assert ref_step == cut_step == TOTAL_STEPS
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(cut_params)):
+    np.testing.assert_array_equal(a, b)  # Bitwise.
+  assert [r["epoch"] for r in cut_records] == [1, 2, 3]
+  assert cut_records == ref_records
+  return returncode, err
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference):
+  returncode, _ = _check_same(tmp_path, signal.SIGKILL, reference)
+  assert returncode == -signal.SIGKILL
+
+
+def test_sigterm_saves_then_resume_equals_uninterrupted(tmp_path, reference):
+  returncode, err = _check_same(tmp_path, signal.SIGTERM, reference)
+  assert returncode == 0 and "SIGTERM: saved step" in err
