@@ -6,7 +6,6 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from ssl_jax import train
@@ -21,8 +20,7 @@ TOTAL_STEPS = 12
 def _final(workdir):
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()
                  if p.name.isdigit())
-  tree = ocp.StandardCheckpointer().restore(
-      workdir / "checkpoints" / str(steps[-1]) / "default")
+  tree = helpers.read_checkpoint(workdir, steps[-1])
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
   return steps[-1], tree["state"]["params"], records
 

@@ -104,8 +104,8 @@ class MemN2N(nn.Module):
       (0 = the latest sentence), and tied across hops like A and C.
     linear_start: no softmax in the memory layers (the paper's LS; training
       code sets it for the first epochs, then rebuilds with it off).
-    random_empty_memories: the paper's random noise (RN). In training, before
-      each sentence an empty memory is inserted with this probability; since
+    random_empty_memories: the paper's random noise (RN). In training, after
+      each sentence an empty memory is inserted with this probability; as
       empty memories are masked, that amounts to adding the number of empties
       inserted after a sentence to its recency index (capped at M - 1), drawn
       on device from the 'dropout' rng.
@@ -162,10 +162,12 @@ class MemN2N(nn.Module):
 
   def __call__(self, x, train: bool = False):
     sentences, query = x["sentences"], x["query"]
-    num_memories = sentences.shape[1]
-    if num_memories != self.memory_size:
-      raise ValueError(f"Expected {self.memory_size} memories, got "
-                       f"{sentences.shape}.")
+    num_memories = self.memory_size
+    if sentences.shape[1:] != (num_memories, self.sentence_maxlen):
+      # Temporal tables have memory_size rows; fixed shapes also keep jit to
+      # one compilation.
+      raise ValueError(f"Expected sentences (B, {num_memories}, "
+                       f"{self.sentence_maxlen}), got {sentences.shape}.")
     valid = (sentences != 0).any(-1)  # (B, M)
     recency = jnp.broadcast_to(jnp.arange(num_memories)[::-1], valid.shape)
     if self.temporal_encoding and train and self.random_empty_memories > 0:

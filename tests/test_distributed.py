@@ -1,0 +1,49 @@
+"""Two local processes with jax.distributed equal one process (loopback)."""
+import os
+import socket
+import subprocess
+
+import jax
+import numpy as np
+
+import helpers
+
+OVERRIDES = {**helpers.TINY, "num_epochs": 1, "steps_per_epoch": 2,
+             "model.dropout_rate": 0.0}
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _params(workdir):
+  return helpers.read_checkpoint(workdir, step=2)["state"]["params"]
+
+
+def test_two_processes_equal_one_process(tmp_path):
+  one_device = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  coordinator = f"127.0.0.1:{_free_port()}"
+  procs = [subprocess.Popen(
+      helpers.main_command(tmp_path / "multi", OVERRIDES) + [
+          f"--coordinator_address={coordinator}", "--num_processes=2",
+          f"--process_id={i}"],
+      cwd=helpers.ROOT, env={**os.environ, **one_device},
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+  try:
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for p, err in zip(procs, errs):
+    assert p.returncode == 0, err[-3000:]
+  assert "JAX process 1/2" in errs[1]
+  two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  single = helpers.run_main(tmp_path / "single", OVERRIDES, env=two_devices)
+  assert single.returncode == 0, single.stderr[-3000:]
+  multi, ref = _params(tmp_path / "multi"), _params(tmp_path / "single")
+  for a, b in zip(jax.tree.leaves(multi), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  assert not np.allclose(multi["conv1"]["kernel"], 0)

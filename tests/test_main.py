@@ -1,0 +1,48 @@
+"""`python -m ssl_jax.main` end to end: outputs, bad config keys, NaN stops."""
+import json
+
+import numpy as np
+
+import helpers
+
+
+def test_quick_run_end_to_end(tmp_path):
+  """The README's quick command, as written (quick config, real CIFAR-10)."""
+  result = helpers.run_main(tmp_path, {})
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ("config.json", "metrics.jsonl", "curves.png", "summary.txt",
+               "split.npz"):
+    assert (tmp_path / name).exists(), name
+  assert any((tmp_path / "tensorboard").iterdir())
+  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert [r["epoch"] for r in records] == [1, 2]
+  assert all(np.isfinite(r["test_loss"]) for r in records)
+  assert "steps/s" in result.stderr and "ETA" in result.stderr
+  config = json.loads((tmp_path / "config.json").read_text())
+  assert config["input"]["labels_per_class"] == 5
+  best = max(records, key=lambda r: r["test_accuracy"])
+  assert (f"Max test accuracy is {best['test_accuracy']:.4f} at epoch "
+          f"{best['epoch']}") in (tmp_path / "summary.txt").read_text()
+  with np.load(tmp_path / "split.npz") as split:
+    assert len(split["labeled"]) == 50
+
+
+def test_unknown_config_key_is_named(tmp_path):
+  result = helpers.run_main(tmp_path, {"model.widht": 3})
+  assert result.returncode != 0
+  assert "Unknown config key 'widht'" in result.stderr
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  first = helpers.run_main(tmp_path, {"num_epochs": 1})
+  assert first.returncode == 0, first.stderr[-3000:]
+  good = helpers.read_checkpoint(tmp_path, step=10)
+  bad = helpers.run_main(tmp_path, {"optimizer.learning_rate": 1e30})
+  assert bad.returncode != 0
+  assert "Training loss became nan" in bad.stderr
+  assert "last good checkpoint (step 10)" in bad.stderr
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["10"]
+  kept = helpers.read_checkpoint(tmp_path, step=10)
+  np.testing.assert_array_equal(kept["state"]["params"]["conv1"]["kernel"],
+                                good["state"]["params"]["conv1"]["kernel"])
