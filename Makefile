@@ -1,0 +1,22 @@
+# Two commands on a fresh machine with Python 3.11: `make run`, `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/quick
+
+.PHONY: install run test
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,keras]'
+	touch $@
+
+# Install, then a quick run of the main job on CIFAR-10 (a few minutes on CPU).
+run: install
+	$(PY) -m ssl_jax.main --config=configs/supervised.py:quick --workdir=$(WORKDIR)
+
+# Install, then the whole test suite (4 CPU devices forced by tests/conftest.py).
+test: install
+	$(PY) -m pytest -n 2 tests

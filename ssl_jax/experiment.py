@@ -1,0 +1,53 @@
+"""Runs a set of configs (one ordinary, resumable run each) and tabulates them.
+
+Used by the scripts in experiments/: each run is `python -m ssl_jax.main` in
+its own workdir, so an interrupted sweep resumes where it stopped and every
+row of a table can be reproduced alone.
+"""
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+from absl import logging
+
+
+def run(config: str, workdir: pathlib.Path, overrides: dict) -> dict:
+  """Trains (or resumes) one run; returns its last record plus wall time."""
+  args = [sys.executable, "-m", "ssl_jax.main", f"--config={config}",
+          f"--workdir={workdir}"]
+  for k, v in overrides.items():
+    v = ",".join(map(str, v)) if isinstance(v, (tuple, list)) else v
+    args.append(f"--config.{k}={v}")
+  logging.info("Running: %s", " ".join(args))
+  start = time.time()
+  log = pathlib.Path(workdir).with_suffix(".log")
+  log.parent.mkdir(parents=True, exist_ok=True)
+  with log.open("a") as f:
+    subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, check=True)
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
+  wall = pathlib.Path(workdir) / "wall_time_s"
+  if not wall.exists():  # First completion: keep the time of the real run.
+    wall.write_text(f"{time.time() - start:.0f}")
+  return {**records[-1], "wall_time_s": int(wall.read_text()),
+          "best_test_accuracy": max(r["test_accuracy"] for r in records)}
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+  fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+  lines = ["| " + " | ".join(columns) + " |",
+           "|" + " --- |" * len(columns)]
+  lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |"
+            for r in rows]
+  return "\n".join(lines)
+
+
+def write_results(out_dir: pathlib.Path, name: str, rows: list[dict],
+                  columns: list[str], command: str) -> str:
+  """Writes NAME.json and NAME.md (table + command) in `out_dir`."""
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / f"{name}.json").write_text(json.dumps(rows, indent=2))
+  table = markdown_table(rows, columns)
+  (out_dir / f"{name}.md").write_text(f"Command: `{command}`\n\n{table}\n")
+  return table
