@@ -27,6 +27,7 @@ import os
 import re
 from typing import Any
 
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import keras
@@ -50,7 +51,7 @@ _VARIABLES = {
 
 
 def _module_path(layer_name: str) -> tuple[str, ...]:
-  """'block2a_dwconv' -> ('block2a', 'dwconv'); 'stem_conv' -> ('stem_conv',)."""
+  """'block2a_dwconv' -> ('block2a', 'dwconv'); 'top_bn' -> ('top_bn',)."""
   m = re.fullmatch(r"(block\d+[a-z])_(\w+)", layer_name)
   return m.groups() if m else (layer_name,)
 
@@ -85,8 +86,7 @@ def keras_to_flax(keras_model, variant: str | None = None) -> dict[str, Any]:
   template = jax.eval_shape(lambda: model.init(
       jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
   expected = {k: v.shape for k, v in
-              jax.tree_util.tree_flatten_with_path(template)[0]}
-  expected = {tuple(p.key for p in k): v for k, v in expected.items()}
+              traverse_util.flatten_dict(template).items()}
 
   flat, leftover, mismatched = {}, [], []
   for layer in keras_model.layers:
@@ -105,7 +105,7 @@ def keras_to_flax(keras_model, variant: str | None = None) -> dict[str, Any]:
                           f"{'/'.join(key)} {expected[key]}")
       else:
         flat[key] = value
-  missing = ["/".join(k) for k in expected if k not in flat]
+  missing = sorted("/".join(k) for k in expected if k not in flat)
   if missing or leftover or mismatched:
     raise ValueError(
         f"Keras model {keras_model.name!r} does not match EfficientNet("
@@ -113,14 +113,7 @@ def keras_to_flax(keras_model, variant: str | None = None) -> dict[str, Any]:
         f"  Flax variables without Keras weights: {missing}\n"
         f"  Keras weights without Flax variables: {leftover}\n"
         f"  shape mismatches: {mismatched}")
-
-  variables = {}
-  for key, value in flat.items():
-    node = variables
-    for k in key[:-1]:
-      node = node.setdefault(k, {})
-    node[key[-1]] = value
-  return variables
+  return traverse_util.unflatten_dict(flat)
 
 
 def preprocess_affine(keras_model) -> tuple[np.ndarray, np.ndarray]:
@@ -160,37 +153,29 @@ def keras_preprocess(images, keras_model=None) -> jax.Array:
           + jnp.asarray(offset, jnp.float32))
 
 
-def _parse_h5_name(path: str):
-  m = re.search(r"efficientnet-?(b\d)(_notop)?\.h5$", os.path.basename(path))
-  return (m.group(1), not m.group(2)) if m else (None, None)
-
-
 def load_h5(path: str, variant: str | None = None,
             include_top: bool | None = None,
             num_classes: int = 1000) -> dict[str, Any]:
   """Converts a Keras EfficientNet weights file (official legacy `.h5` such as
   efficientnetb0_notop.h5, or a Keras 3 `.weights.h5`).
 
-  variant/include_top default to what the official file name says.
+  variant defaults to the one in an official file name; include_top to
+  whether the name lacks '_notop'.
   """
-  name_variant, name_top = _parse_h5_name(path)
-  variant = variant or name_variant
-  include_top = name_top if include_top is None else include_top
-  if variant is None or include_top is None:
-    raise ValueError(f"Cannot tell variant/include_top from {path!r}; "
-                     f"pass them.")
-  build = getattr(keras.applications,
-                  f"EfficientNet{efficientnet_name(variant)}")
-  keras_model = build(weights=None, include_top=include_top,
-                      classes=num_classes)
+  name = os.path.basename(path).lower()
+  if variant is None:
+    m = re.search(r"efficientnet-?(b\d)", name)
+    if not m:
+      raise ValueError(f"Cannot tell the variant from {path!r}; pass it.")
+    variant = m.group(1)
+  if include_top is None:
+    include_top = "_notop" not in name
+  efficientnet.efficientnet_variant(variant)  # Fails clearly if unknown.
+  suffix = variant.lower().removeprefix("efficientnet").strip("-_").upper()
+  keras_model = getattr(keras.applications, f"EfficientNet{suffix}")(
+      weights=None, include_top=include_top, classes=num_classes)
   keras_model.load_weights(path)
-  return keras_to_flax(keras_model, variant)
-
-
-def efficientnet_name(variant: str) -> str:
-  """'b0' -> 'B0' (checked), the suffix of keras.applications.EfficientNetB0."""
-  efficientnet.efficientnet_variant(variant)
-  return variant.lower().removeprefix("efficientnet").upper()
+  return keras_to_flax(keras_model, suffix.lower())
 
 
 def save_checkpoint(variables: dict[str, Any], directory: str) -> None:
@@ -211,7 +196,8 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="Checkpoint directory.")
   parser.add_argument("--variant", help="b0..b7 (default: from file name).")
   parser.add_argument("--no_top", action="store_true",
-                      help="The file has no classifier (default: from name).")
+                      help="The file has no classifier (default: whether its "
+                      "name contains '_notop').")
   parser.add_argument("--num_classes", type=int, default=1000)
   args = parser.parse_args(argv)
   variables = load_h5(args.h5, args.variant, False if args.no_top else None,

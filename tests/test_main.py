@@ -46,3 +46,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   kept = helpers.read_checkpoint(tmp_path, step=10)
   np.testing.assert_array_equal(kept["state"]["params"]["conv1"]["kernel"],
                                 good["state"]["params"]["conv1"]["kernel"])
+
+
+def test_early_stopping_counts_epochs_since_best():
+  from ssl_jax import train  # pylint: disable=g-import-not-at-top
+  config = helpers.load_config()
+  config.early_stopping.patience = 2
+  history = [{"val_accuracy": a} for a in (0.1, 0.3, 0.2, 0.25)]
+  assert train._early_stop(history, config)  # Best at 2nd, 2 epochs since.
+  assert not train._early_stop(history[:3], config)
+  config.early_stopping.metric = "val_loss"
+  assert not train._early_stop([{"val_loss": l} for l in (3, 2, 2.5)], config)
+  assert train._early_stop([{"val_loss": l} for l in (1, 2, 2.5)], config)
+  config.early_stopping.patience = 0
+  assert not train._early_stop(history, config)

@@ -37,7 +37,8 @@ class CoreCNN(nn.Module):
     for i, (f, p) in enumerate(zip(self.features, self.pool_sizes)):
       x = act(nn.Conv(f, (3, 3), padding="VALID", name=f"conv{i + 1}")(x))
       x = norm(name=f"norm{i + 1}")(x)
-      x = nn.max_pool(x, (p, p), strides=(p, p))
+      # SAME: identical to VALID on 32x32, and 28x28 inputs keep a 1x1 map.
+      x = nn.max_pool(x, (p, p), strides=(p, p), padding="SAME")
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
       out[f"block{i + 1}"] = x
     x = x.reshape(x.shape[0], -1)

@@ -60,7 +60,7 @@ STAGES = (
 
 
 def efficientnet_variant(name: str) -> Variant:
-  """(width, depth, resolution, dropout) of 'b0'..'b7' (also 'EfficientNetB0')."""
+  """(width, depth, resolution, dropout) of 'b0'..'b7' or 'EfficientNetB0'."""
   key = name.lower().removeprefix("efficientnet").strip("-_")
   if key not in VARIANTS:
     raise ValueError(f"Unknown EfficientNet variant {name!r}; "
@@ -85,8 +85,9 @@ def round_repeats(repeats: int, depth: float) -> int:
 def correct_pad(size: tuple[int, int], kernel_size: int):
   """Keras's imagenet_utils.correct_pad: the ZeroPadding2D of stride-2 convs.
 
-  TF-style: one pixel less on the top/left for even sizes, so the result
-  differs from XLA's 'SAME' only in where the padding goes.
+  For a known input size this equals 'SAME' (the odd pixel goes bottom/right).
+  Keras models with unknown (None) spatial input size assume even sizes and
+  so differ on odd inputs; the parity tests use fixed sizes.
   """
   c = kernel_size // 2
   return tuple((c - (1 - s % 2), c) for s in size)
@@ -180,15 +181,17 @@ class EfficientNet(nn.Module):
     """Returns (logits | pooled features | feature map, intermediates).
 
     intermediates: 'stem', 'stage1'..'stage7' (last block output of each
-    stage), 'pre_logits' (global average (or `pooling`) pooled top features).
+    stage), 'pre_logits' (the top features, average pooled; max pooled with
+    pooling='max' and no top).
     """
     if self.pooling not in ("avg", "max", None):
       raise ValueError(f"pooling must be 'avg', 'max' or None, "
                        f"got {self.pooling!r}.")
     v = efficientnet_variant(self.variant)
-    width = v.width if self.width_coefficient is None else self.width_coefficient
-    depth = v.depth if self.depth_coefficient is None else self.depth_coefficient
-    dropout = v.dropout if self.dropout_rate is None else self.dropout_rate
+    pick = lambda value, default: default if value is None else value
+    width = pick(self.width_coefficient, v.width)
+    depth = pick(self.depth_coefficient, v.depth)
+    dropout = pick(self.dropout_rate, v.dropout)
     filters = lambda f: round_filters(f, width, self.depth_divisor)
     norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
                             momentum=0.99, epsilon=1e-3,
@@ -217,17 +220,12 @@ class EfficientNet(nn.Module):
     x = nn.Conv(filters(1280), (1, 1), use_bias=False, dtype=self.dtype,
                 name="top_conv")(x)
     x = nn.swish(norm(name="top_bn")(x))
-    if self.pooling is None and not self.include_top:
-      out["pre_logits"] = jnp.mean(x, axis=(1, 2))
-      return x, out
-    if self.pooling == "max" and not self.include_top:
-      x = jnp.max(x, axis=(1, 2))
-    else:
-      x = jnp.mean(x, axis=(1, 2))
-    out["pre_logits"] = x
+    max_pool = self.pooling == "max" and not self.include_top
+    pooled = (jnp.max if max_pool else jnp.mean)(x, axis=(1, 2))
+    out["pre_logits"] = pooled
     if not self.include_top:
-      return x, out
-    x = nn.Dropout(dropout, deterministic=not train)(x)
+      return (x if self.pooling is None else pooled), out
+    x = nn.Dropout(dropout, deterministic=not train)(pooled)
     # Logits: Keras's classifier additionally applies softmax.
     x = nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
     return x, out
