@@ -10,6 +10,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: '' for the full run, 'quick' for a smoke run of a minute or so."""
   c = ml_collections.ConfigDict()
   c.seed = 0  # Fixes the split, init, data order, augmentation and dropout.
+  c.task = "classification"  # A name from ssl_jax.tasks.
   c.parallel = "jit"  # 'jit' over a device mesh, or 'pmap'.
 
   c.input = ml_collections.ConfigDict()

@@ -79,3 +79,20 @@ class Checkpoints:
   def close(self):
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def read(directory: str | pathlib.Path, step: int | None = None) -> Any:
+  """A checkpoint as saved (default: the latest), on this process's first
+  device, whatever topology saved it; for inspection and inference."""
+  root = pathlib.Path(directory)
+  steps = [int(p.name) for p in root.iterdir() if p.name.isdigit()] if (
+      root.is_dir()) else []
+  if not steps:
+    raise FileNotFoundError(f"No checkpoint in {root}; train first.")
+  path = root / str(max(steps) if step is None else step) / "default"
+  checkpointer = ocp.StandardCheckpointer()
+  one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one),
+      checkpointer.metadata(path).item_metadata.tree)
+  return checkpointer.restore(path, target)

@@ -28,8 +28,7 @@ class DataInfo:
 def load(config, workdir, write_split: bool):
   """Returns ({split: {'image', 'label'[, 'mask']}}, DataInfo).
 
-  Splits: 'train' (the labeled examples), 'unlabeled', 'test', and 'val'
-  when `config.input.val_size > 0`. Eval splits ('test', 'val') are padded
+  Splits: 'train' (the labeled examples), 'test', and 'val' when `config.input.val_size > 0`. Eval splits ('test', 'val') are padded
   to a multiple of `eval_batch_size`, with 'mask' 0 on the padding.
   """
   cfg = config.input
@@ -40,12 +39,12 @@ def load(config, workdir, write_split: bool):
   pick = lambda idx: {"image": ds.train_images[idx],
                       "label": ds.train_labels[idx]}
   n_test = cfg.max_test_examples or len(ds.test_labels)
-  data = {"train": pick(split["labeled"]), "unlabeled": pick(split["unlabeled"]),
-          "test": _pad({"image": ds.test_images[:n_test],
+  data = {"train": pick(split["labeled"]),
+          "test": pad_eval({"image": ds.test_images[:n_test],
                         "label": ds.test_labels[:n_test]},
                        cfg.eval_batch_size)}
   if cfg.val_size:
-    data["val"] = _pad(pick(split["val"]), cfg.eval_batch_size)
+    data["val"] = pad_eval(pick(split["val"]), cfg.eval_batch_size)
   pixels = ds.train_images.reshape(-1, ds.image_shape[-1])
   mean = pixels.mean(0, dtype=np.float64) / 255.0
   std = np.sqrt((pixels.astype(np.float64) / 255.0).var(0))
@@ -54,7 +53,8 @@ def load(config, workdir, write_split: bool):
   return data, info
 
 
-def _pad(arrays: dict, multiple: int) -> dict:
+def pad_eval(arrays: dict, multiple: int) -> dict:
+  """Pads an eval split to a multiple of the batch size, with a 0/1 mask."""
   n = len(arrays["label"])
   pad = -n % multiple
   out = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])

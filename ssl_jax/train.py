@@ -17,7 +17,7 @@ from ssl_jax import models
 from ssl_jax import optim
 from ssl_jax import parallel
 from ssl_jax import reporting
-from ssl_jax.tasks import classification
+from ssl_jax import tasks
 
 
 class TrainState(train_state.TrainState):
@@ -69,6 +69,13 @@ def eval_step(state: TrainState, batch: dict, *, task,
   if axis_name is not None:
     metrics = jax.lax.psum(metrics, axis_name)
   return metrics
+
+
+@jax.jit
+def predict(state: TrainState, x):
+  """Model outputs in inference mode, for reports and interactive use."""
+  return state.apply_fn({"params": state.params,
+                         "batch_stats": state.batch_stats}, x, train=False)
 
 
 @jax.jit
@@ -132,17 +139,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
-  data, info = input_pipeline.load(config, workdir, write_split=is_main)
+  setup = tasks.setup(config, workdir, write=is_main)
+  task, data = setup.task, setup.data
   eval_splits = [s for s in ("val", "test") if s in data]
   if config.early_stopping.patience and "val" not in data:
     raise ValueError("early_stopping needs a validation split: set "
                      "input.val_size > 0 (stopping on the test set would "
                      "tune on it).")
-  task = classification.make(config, info.mean, info.std)
   model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
   if config.parallel == "pmap":
     model_kwargs["axis_name"] = parallel.AXIS
-  model = models.get_model(config.model.name, num_classes=info.num_classes,
+  model = models.get_model(config.model.name, setup.model_kwargs,
                            **model_kwargs)
   mesh = parallel.make_mesh()
   runner = parallel.Runner(config.parallel, mesh,
@@ -230,6 +237,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     preemption.restore()
     ckpts.close()
     log.close()
+  if is_main and setup.report is not None:
+    state = runner.from_device_layout(dev_state)
+    setup.report(functools.partial(predict, state), data, workdir)
   if is_main and log.history:
     split = eval_splits[0]
     reporting.plot_curves(log.history, split, workdir / "curves.png")

@@ -51,18 +51,7 @@ def run_main(workdir, overrides: dict, env=None, timeout=300, **kwargs):
                         capture_output=True, text=True, **kwargs)
 
 
+
 def read_checkpoint(workdir, step=None):
-  """A run's checkpoint (default: latest) as arrays on one device, whatever
-  the topology that saved it."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  root = pathlib.Path(workdir) / "checkpoints"
-  if step is None:
-    step = max(int(p.name) for p in root.iterdir() if p.name.isdigit())
-  path = root / str(step) / "default"
-  checkpointer = ocp.StandardCheckpointer()
-  one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(
-      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one),
-      checkpointer.metadata(path).item_metadata.tree)
-  return checkpointer.restore(path, target)
+  from ssl_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  return checkpointing.read(pathlib.Path(workdir) / "checkpoints", step)

@@ -1,14 +1,37 @@
-"""Tasks: how a batch becomes model input, and the loss and metrics.
+"""Tasks: the data, how a batch becomes model input, and the loss.
 
-A task is a pair of pure functions used inside the jitted steps:
-  inputs(batch, rng, train) -> model input      (augmentation happens here)
-  loss(outputs, batch, axis_name) -> (loss, metrics)
+`setup(config, workdir, write)` returns a `Setup` for `config.task`:
+  task.inputs(batch, rng, train) -> model input   (augmentation happens here)
+  task.loss(outputs, batch, axis_name) -> (loss, metrics)
+  data: {split: {name: host array}}, with 'train' and eval splits ('test',
+    'val'), eval splits padded with a 0/1 'mask';
+  model_kwargs: what the data fixes about the model (classes, vocabulary);
+  report(predict, data, workdir): writes task-specific reports after training.
 Metrics are dicts of [sum, count] pairs, so they add up across steps,
 devices and hosts; a metric's value is sum / count.
 """
+import importlib
 from typing import Any, Callable, NamedTuple
 
 
 class Task(NamedTuple):
   inputs: Callable[..., Any]
   loss: Callable[..., Any]
+
+
+class Setup(NamedTuple):
+  task: Task
+  data: dict
+  model_kwargs: dict
+  report: Callable[..., None] | None = None
+
+
+_TASKS = {"classification": "ssl_jax.tasks.classification",
+          "babi_qa": "ssl_jax.tasks.babi_qa"}
+
+
+def setup(config, workdir, write: bool) -> Setup:
+  if config.task not in _TASKS:
+    raise ValueError(f"Unknown task {config.task!r}; known: {sorted(_TASKS)}.")
+  return importlib.import_module(_TASKS[config.task]).setup(config, workdir,
+                                                            write)

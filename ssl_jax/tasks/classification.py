@@ -7,6 +7,8 @@ import numpy as np
 import optax
 
 from ssl_jax import augment
+from ssl_jax import input_pipeline
+from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
 
 
@@ -41,7 +43,8 @@ def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip):
   return augment.to_float(images, mean, std)
 
 
-def _loss(outputs, batch, axis_name=None):
+def loss(outputs, batch, axis_name=None):
+  """Masked cross-entropy of `(logits, _)` against batch['label']."""
   logits, _ = outputs
   mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
   return masked_cross_entropy(logits, batch["label"], mask, axis_name)
@@ -55,4 +58,10 @@ def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
       image_inputs, mean=mean, std=std,
       crop_padding=config.input.augment.crop_padding,
       flip=config.input.augment.flip)
-  return Task(inputs=inputs, loss=_loss)
+  return Task(inputs=inputs, loss=loss)
+
+
+def setup(config, workdir, write: bool) -> Setup:
+  data, info = input_pipeline.load(config, workdir, write_split=write)
+  return Setup(make(config, info.mean, info.std), data,
+               {"num_classes": info.num_classes})

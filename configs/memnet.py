@@ -1,0 +1,74 @@
+"""Memory networks on bAbI: the Keras `babi_memnn` port, or MemN2N.
+
+  python -m ssl_jax.main --config=configs/memnet.py:model=memnet_keras,task=1 --workdir=/tmp/m
+  python -m ssl_jax.main --config=configs/memnet.py:model=memn2n,task=2 --workdir=/tmp/m2
+  (append ,quick for a smoke run)
+"""
+import ml_collections
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+  """`arg`: comma-separated model=memnet_keras|memn2n, task=1..20, quick."""
+  args = dict(a.split("=") if "=" in a else (a, "1") for a in arg.split(",")
+              if a)
+  unknown = set(args) - {"model", "task", "quick"}
+  if unknown:
+    raise ValueError(f"Unknown config arguments {sorted(unknown)}; expected "
+                     "model=..., task=..., quick.")
+  model = args.get("model", "memnet_keras")
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Fixes init, data order and dropout.
+  c.task = "babi_qa"  # A name from ssl_jax.tasks.
+  c.parallel = "jit"  # 'jit' over a device mesh, or 'pmap'.
+
+  c.input = ml_collections.ConfigDict()
+  c.input.data_dir = ""  # bAbI release dir; '' = $SSL_JAX_DATA_DIR/babi, ../shared/data/babi.
+  c.input.babi_task = int(args.get("task", 1))  # bAbI task, 1-20.
+  c.input.babi_size = "10k"  # '10k' (en-10k/) or '1k' (en/).
+  c.input.val_size = 0  # Training questions held out for validation/tuning.
+  c.input.memory_size = 0  # MemN2N memories; 0 = longest story, at most 50.
+  c.input.batch_size = 32  # Global batch size, divisible by the device count.
+  c.input.eval_batch_size = 500  # Global eval batch size.
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = model  # 'memnet_keras' or 'memn2n'.
+  if model == "memnet_keras":
+    c.model.embed_dim = 64  # Embedding size of m and u.
+    c.model.lstm_units = 32  # LSTM width.
+    c.model.dropout_rate = 0.3  # After each embedding and the LSTM.
+    c.model.match_activation = "softmax"  # 'softmax' (Keras) or 'relu'.
+  elif model == "memn2n":
+    c.model.embed_dim = 20  # Embedding size d.
+    c.model.hops = 3  # Memory hops K.
+    c.model.weight_tying = "adjacent"  # 'adjacent' or 'layerwise'.
+    c.model.position_encoding = True  # PE sentence representation.
+    c.model.temporal_encoding = True  # TE: learned recency embeddings.
+    c.model.random_empty_memories = 0.1  # RN: empty-memory insertion rate.
+    c.model.linear_start = False  # LS: no memory softmax (paper's LS phase).
+  else:
+    raise ValueError(f"model must be memnet_keras or memn2n, got {model!r}.")
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"  # adam | adamw | sgd | momentum | rmsprop | adadelta.
+  c.optimizer.learning_rate = 3e-3 if model == "memnet_keras" else 1e-2  # Peak.
+  c.optimizer.schedule = "cosine"  # 'constant' or 'cosine' decay to 0.
+  c.optimizer.warmup_steps = 0  # Linear warmup steps.
+  c.optimizer.weight_decay = 0.0  # L2 (decoupled for adamw).
+  c.optimizer.momentum = 0.9  # For 'momentum'.
+  c.optimizer.grad_clip_norm = 40.0  # Sukhbaatar et al.'s global-norm clip.
+
+  c.num_epochs = 60  # Passes over the 10,000 training questions.
+  c.steps_per_epoch = 0  # 0 = one pass over the training set.
+  c.log_every_steps = 100  # Progress line (steps/s, ETA) interval.
+  c.checkpoint_every_steps = 0  # Extra mid-epoch saves; epoch ends always save.
+  c.keep_checkpoints = 2  # Checkpoints kept in workdir/checkpoints.
+  c.report_examples = 5  # Test stories printed with prediction and truth.
+  c.early_stopping = ml_collections.ConfigDict()
+  c.early_stopping.patience = 0  # bAbI has no validation split: off.
+  c.early_stopping.metric = "val_accuracy"  # A val_* metric.
+
+  if "quick" in args:
+    c.num_epochs = 2
+    c.steps_per_epoch = 20
+    c.log_every_steps = 10
+  return c

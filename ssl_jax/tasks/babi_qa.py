@@ -1,0 +1,80 @@
+"""Question answering on bAbI: one answer word out of the vocabulary."""
+import pathlib
+
+from absl import logging
+import jax
+import numpy as np
+
+from ssl_jax import input_pipeline
+from ssl_jax.data import babi
+from ssl_jax.tasks import Setup
+from ssl_jax.tasks import Task
+from ssl_jax.tasks import classification
+
+_INPUTS = ("story", "sentences", "query")
+
+
+def inputs(batch, rng, train):
+  del rng, train  # Word ids go to the model as they are.
+  return {k: batch[k] for k in _INPUTS}
+
+
+def model_kwargs(data: babi.BabiData) -> dict:
+  """The sizes the data fixes; each model takes the ones it needs."""
+  return {"vocab_size": len(data.vocab), "story_maxlen": data.story_maxlen,
+          "query_maxlen": data.query_maxlen,
+          "sentence_maxlen": data.sentence_maxlen,
+          "memory_size": data.memory_size}
+
+
+def load(config) -> babi.BabiData:
+  return babi.load_babi(config.input.data_dir or None, config.input.babi_task,
+                        config.input.babi_size, config.input.memory_size or None)
+
+
+def setup(config, workdir, write: bool) -> Setup:
+  """bAbI's train/test files; `input.val_size` questions of train held out
+  (drawn from `config.seed`) for tuning, as bAbI has no validation set."""
+  del workdir, write
+  data = load(config)
+  pad = lambda a: input_pipeline.pad_eval(a, config.input.eval_batch_size)
+  order = np.random.default_rng(config.seed).permutation(
+      len(data.train["label"]))
+  val, train = order[:config.input.val_size], order[config.input.val_size:]
+  splits = {"train": jax.tree.map(lambda a: a[np.sort(train)], data.train),
+            "test": pad(data.test)}
+  if config.input.val_size:
+    splits["val"] = pad(jax.tree.map(lambda a: a[np.sort(val)], data.train))
+
+  def report(predict, _, workdir):
+    show_predictions(predict, data, config.report_examples,
+                     pathlib.Path(workdir) / "predictions.txt")
+
+  return Setup(Task(inputs, classification.loss), splits,
+               model_kwargs(data), report)
+
+
+def describe(arrays: dict, i: int, vocab: babi.Vocab) -> tuple[str, str]:
+  """The story and question of example `i`, as text without padding."""
+  words = lambda ids: " ".join(vocab.decode(ids[ids > 0]))
+  return words(arrays["story"][i]), words(arrays["query"][i])
+
+
+def show_predictions(predict, data: babi.BabiData, n: int, path: pathlib.Path):
+  """Prints and saves the first `n` test stories with prediction and truth."""
+  if not n:
+    return
+  batch = jax.tree.map(lambda a: a[:n], data.test)
+  logits, _ = predict(inputs(batch, None, False))
+  guesses = np.asarray(logits).argmax(-1)
+  lines = []
+  for i in range(min(n, len(guesses))):
+    story, question = describe(data.test, i, data.vocab)
+    truth, guess = (data.vocab.words[batch["label"][i]],
+                    data.vocab.words[guesses[i]])
+    lines += [f"Story: {story}", f"Question: {question}",
+              f"Prediction: {guess} | Truth: {truth} | "
+              f"{'correct' if guess == truth else 'WRONG'}", ""]
+  path.write_text("\n".join(lines))
+  for line in lines:
+    logging.info(line)
