@@ -128,13 +128,17 @@ class BatchNorm(nn.Module):
     return mean, var
 
 
-class LayerNorm(nn.Module):
-  """Layer normalization over the last axis (per example and position)."""
+class _PerExampleNorm(nn.Module):
+  """Fields shared by the norms whose statistics are per example."""
   epsilon: float = 1e-6
   dtype: Dtype | None = None
   param_dtype: Dtype = jnp.float32
   use_bias: bool = True
   use_scale: bool = True
+
+
+class LayerNorm(_PerExampleNorm):
+  """Layer normalization over the last axis (per example and position)."""
 
   @nn.compact
   def __call__(self, x, mask=None):
@@ -143,14 +147,9 @@ class LayerNorm(nn.Module):
     return _normalize(self, x, mean, var, self.use_bias)
 
 
-class GroupNorm(nn.Module):
+class GroupNorm(_PerExampleNorm):
   """Group normalization: per example over spatial axes and channel groups."""
   num_groups: int = 32
-  epsilon: float = 1e-6
-  dtype: Dtype | None = None
-  param_dtype: Dtype = jnp.float32
-  use_bias: bool = True
-  use_scale: bool = True
 
   @nn.compact
   def __call__(self, x, mask=None):
@@ -168,13 +167,8 @@ class GroupNorm(nn.Module):
     return _normalize(self, x, mean, var, self.use_bias)
 
 
-class InstanceNorm(nn.Module):
+class InstanceNorm(_PerExampleNorm):
   """Instance normalization: per example and channel over spatial axes."""
-  epsilon: float = 1e-6
-  dtype: Dtype | None = None
-  param_dtype: Dtype = jnp.float32
-  use_bias: bool = True
-  use_scale: bool = True
 
   @nn.compact
   def __call__(self, x, mask=None):
