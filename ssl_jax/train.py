@@ -238,7 +238,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     ckpts.close()
     log.close()
   if is_main and setup.report is not None:
-    state = runner.from_device_layout(dev_state)
+    # On the host first: process 0 alone must not run a global computation.
+    state = jax.device_get(runner.from_device_layout(dev_state))
     setup.report(functools.partial(predict, state), data, workdir)
   if is_main and log.history:
     split = eval_splits[0]
