@@ -14,6 +14,7 @@ from ssl_jax import experiment
 
 _OUT = flags.DEFINE_string("out", "runs/norms", "Directory for runs and table.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
+_LABELS = flags.DEFINE_list("labels", "200,50000", "Label settings to run.")
 _NORMS = flags.DEFINE_list("norms", "batch,layer,group,instance,rms,none",
                            "Normalizations to compare.")
 
@@ -33,7 +34,8 @@ QUICK = {"input.labels_per_class": 5, "steps_per_epoch": 3, "num_epochs": 1,
 def main(_):
   out = pathlib.Path(_OUT.value)
   rows = []
-  for setting, overrides in SETTINGS.items():
+  for setting in _LABELS.value:
+    overrides = SETTINGS[setting]
     if _QUICK.value:
       overrides = {**overrides, **QUICK}
     for norm in _NORMS.value:
