@@ -58,6 +58,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.optimizer.grad_clip_norm = 40.0  # Sukhbaatar et al.'s global-norm clip.
 
   c.num_epochs = 60  # Passes over the 10,000 training questions.
+  c.linear_start_epochs = 0  # MemN2N: epochs without the memory softmax (LS).
   c.steps_per_epoch = 0  # 0 = one pass over the training set.
   c.log_every_steps = 100  # Progress line (steps/s, ETA) interval.
   c.checkpoint_every_steps = 0  # Extra mid-epoch saves; epoch ends always save.

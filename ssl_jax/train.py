@@ -149,8 +149,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
   if config.parallel == "pmap":
     model_kwargs["axis_name"] = parallel.AXIS
-  model = models.get_model(config.model.name, setup.model_kwargs,
-                           **model_kwargs)
+  build = lambda phase: models.get_model(config.model.name, setup.model_kwargs,
+                                        **{**model_kwargs, **phase})
+  model, phase = build({}), {}
   mesh = parallel.make_mesh()
   runner = parallel.Runner(config.parallel, mesh,
                            functools.partial(train_step, task=task),
@@ -200,6 +201,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   try:
     while step < total_steps and not _early_stop(log.history, config):
       epoch = step // steps_per_epoch
+      if setup.model_phase is not None and setup.model_phase(epoch) != phase:
+        # Same parameters, another apply_fn: the step is traced anew.
+        phase = setup.model_phase(epoch)
+        logging.info("epoch %d: model fields %s", epoch + 1, phase or "reset")
+        dev_state = dev_state.replace(apply_fn=build(phase).apply)
       indices = input_pipeline.epoch_indices(
           jax.random.fold_in(data_rng, epoch), n_train, steps_per_epoch,
           batch_size)

@@ -5,6 +5,7 @@ import pytest
 
 from ssl_jax import ask
 from ssl_jax import train
+from ssl_jax.tasks import babi_qa
 
 import helpers
 
@@ -14,12 +15,22 @@ BABI_TEST = (helpers.ROOT.parent / "shared" / "data" / "babi" /
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  """A short MemN2N run on task 1 (2 epochs of 20 steps, 200 held out)."""
+  """A short MemN2N run on task 1 (2 epochs of 20 steps, 200 held out), the
+  first epoch with linear start."""
   workdir = tmp_path_factory.mktemp("memn2n")
   config = helpers.load_config("memnet", "model=memn2n,task=1,quick")
   config.input.val_size = 200
+  config.linear_start_epochs = 1
   train.train_and_evaluate(config, workdir)
   return workdir
+
+
+def test_linear_start_phase():
+  config = helpers.load_config("memnet", "model=memn2n,task=1,quick")
+  config.linear_start_epochs = 3
+  setup = babi_qa.setup(config, None, False)
+  assert [setup.model_phase(e) for e in (0, 2, 3, 10)] == [
+      {"linear_start": True}, {"linear_start": True}, {}, {}]
 
 
 def _first_answers(n):

@@ -6,7 +6,9 @@
   data: {split: {name: host array}}, with 'train' and eval splits ('test',
     'val'), eval splits padded with a 0/1 'mask';
   model_kwargs: what the data fixes about the model (classes, vocabulary);
-  report(predict, data, workdir): writes task-specific reports after training.
+  report(predict, data, workdir): writes task-specific reports after training;
+  model_phase(epoch) -> {field: value}: model fields for that (0-based) epoch,
+    for schedules such as MemN2N's linear start.
 Metrics are dicts of [sum, count] pairs, so they add up across steps,
 devices and hosts; a metric's value is sum / count.
 """
@@ -24,6 +26,7 @@ class Setup(NamedTuple):
   data: dict
   model_kwargs: dict
   report: Callable[..., None] | None = None
+  model_phase: Callable[[int], dict] | None = None
 
 
 _TASKS = {"classification": "ssl_jax.tasks.classification",

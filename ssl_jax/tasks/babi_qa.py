@@ -50,8 +50,12 @@ def setup(config, workdir, write: bool) -> Setup:
     show_predictions(predict, data, config.report_examples,
                      pathlib.Path(workdir) / "predictions.txt")
 
+  def model_phase(epoch):
+    # Linear start (Sukhbaatar et al.): no memory softmax in the first epochs.
+    return {"linear_start": True} if epoch < config.linear_start_epochs else {}
+
   return Setup(Task(inputs, classification.loss), splits,
-               model_kwargs(data), report)
+               model_kwargs(data), report, model_phase)
 
 
 def describe(arrays: dict, i: int, vocab: babi.Vocab) -> tuple[str, str]:
