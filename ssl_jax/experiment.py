@@ -13,13 +13,19 @@ import time
 from absl import logging
 
 
-def run(config: str, workdir: pathlib.Path, overrides: dict) -> dict:
-  """Trains (or resumes) one run; returns its last record plus wall time."""
+def main_command(config: str, workdir, overrides: dict) -> list[str]:
+  """argv of `python -m ssl_jax.main` with --config.KEY=VALUE overrides."""
   args = [sys.executable, "-m", "ssl_jax.main", f"--config={config}",
           f"--workdir={workdir}"]
   for k, v in overrides.items():
     v = ",".join(map(str, v)) if isinstance(v, (tuple, list)) else v
     args.append(f"--config.{k}={v}")
+  return args
+
+
+def run(config: str, workdir: pathlib.Path, overrides: dict) -> dict:
+  """Trains (or resumes) one run; returns its last record plus wall time."""
+  args = main_command(config, workdir, overrides)
   logging.info("Running: %s", " ".join(args))
   start = time.time()
   log = pathlib.Path(workdir).with_suffix(".log")

@@ -3,7 +3,6 @@ import importlib.util
 import os
 import pathlib
 import subprocess
-import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_DIR = ROOT.parent / "shared" / "data" / "cifar10"
@@ -36,13 +35,8 @@ def tiny_config(**overrides):
 
 
 def main_command(workdir, overrides: dict, config="configs/supervised.py:quick"):
-  """argv of `python -m ssl_jax.main` with --config.KEY=VALUE overrides."""
-  args = [sys.executable, "-m", "ssl_jax.main", f"--config={config}",
-          f"--workdir={workdir}"]
-  for k, v in overrides.items():
-    v = ",".join(map(str, v)) if isinstance(v, tuple) else v
-    args.append(f"--config.{k}={v}")
-  return args
+  from ssl_jax import experiment  # pylint: disable=g-import-not-at-top
+  return experiment.main_command(config, workdir, overrides)
 
 
 def run_main(workdir, overrides: dict, env=None, timeout=300, **kwargs):
