@@ -101,11 +101,23 @@ class Runner:
   def to_device_layout(self, state):
     if self.mode == "jit":
       return state
-    return jax.tree.map(
+    return jax.device_put(jax.tree.map(
         lambda x: jnp.broadcast_to(x, (self.num_devices,) + jnp.shape(x)),
-        state)
+        state), sharded(self.mesh))
 
   def from_device_layout(self, tree):
+    """pmap's per-device copies -> one replicated copy (the jit layout)."""
     if self.mode == "jit":
       return tree
-    return jax.tree.map(lambda x: x[0], tree)
+    return jax.device_put(jax.tree.map(lambda x: x[0], tree),
+                          replicated(self.mesh))
+
+  def zero_metrics(self, state, data, batch_size: int, rng):
+    """Replicated zeros shaped like one train step's metrics."""
+    batch = self.take(data, jnp.zeros((1, batch_size), jnp.int32), 0)
+    shapes = jax.eval_shape(self.train, self.to_device_layout(state), batch,
+                            rng)[1]
+    per_device = (lambda s: s.shape[1:]) if self.mode == "pmap" else (
+        lambda s: s.shape)
+    return put_replicated(jax.tree.map(
+        lambda s: np.zeros(per_device(s), s.dtype), shapes), self.mesh)

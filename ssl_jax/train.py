@@ -173,13 +173,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   state = jax.jit(lambda r, x: create_train_state(r, model, tx, x),
                   out_shardings=parallel.replicated(mesh))(init_rng, sample)
   data = {k: parallel.put_replicated(v, mesh) for k, v in data.items()}
-  batch_like = jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct((batch_size,) + a.shape[1:], a.dtype),
-      data["train"])
-  zero_sums = parallel.put_replicated(jax.tree.map(
-      lambda s: np.zeros(s.shape, s.dtype),
-      jax.eval_shape(functools.partial(train_step, task=task), state,
-                     batch_like, train_rng)[1]), mesh)
+  zero_sums = runner.zero_metrics(state, data["train"], batch_size, train_rng)
   ckpts = checkpointing.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
   sums = zero_sums
