@@ -75,3 +75,23 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference):
 def test_sigterm_saves_then_resume_equals_uninterrupted(tmp_path, reference):
   returncode, err = _check_same(tmp_path, signal.SIGTERM, reference)
   assert returncode == 0 and "SIGTERM: saved step" in err
+
+
+def test_bad_checkpoints_give_clear_errors_and_stay_untouched(tmp_path):
+  train.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path)
+  saved = helpers.read_checkpoint(tmp_path)["state"]["params"]
+  # A changed model: the error lists what differs.
+  with pytest.raises(ValueError, match=r"does not fit(.|\n)*dense/kernel"):
+    train.train_and_evaluate(
+        helpers.tiny_config(num_epochs=1, **{"model.dense": 64}), tmp_path)
+  # A corrupt file: the error names the checkpoint; nothing is deleted.
+  metadata = tmp_path / "checkpoints" / "4" / "default" / "_METADATA"
+  good = metadata.read_bytes()
+  metadata.write_bytes(b"\x00garbage")
+  with pytest.raises(ValueError, match=r"checkpoints/4 is unreadable"):
+    train.train_and_evaluate(helpers.tiny_config(num_epochs=2), tmp_path)
+  assert metadata.read_bytes() == b"\x00garbage"
+  metadata.write_bytes(good)
+  again = helpers.read_checkpoint(tmp_path)["state"]["params"]
+  for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(again)):
+    np.testing.assert_array_equal(a, b)
