@@ -29,6 +29,18 @@ KERAS_COUNTS = {
 TOL = 1e-4
 
 
+def _assert_close_at_scale(actual, expected, name=""):
+  """Max difference <= TOL times the tensor's scale (at least 1).
+
+  Feature maps reach magnitudes of 10-50, where float32 rounding in a
+  different (equally valid) summation order differs by a few 1e-4; a wrong
+  layer differs by O(scale).
+  """
+  scale = max(1.0, float(np.abs(expected).max()))
+  np.testing.assert_allclose(actual, expected, atol=TOL * scale, rtol=0,
+                             err_msg=f"{name} (scale {scale:.1f})")
+
+
 def _count(tree):
   return sum(x.size for x in jax.tree.leaves(tree))
 
@@ -203,9 +215,9 @@ def test_features_without_top_match_keras(tmp_path):
       variables, convert_keras.keras_preprocess(raw, keras_model))
   ours = [inter["stem"]] + [inter[f"stage{i}"] for i in range(1, 8)]
   for name, a, b in zip(names, ours + [features], expected):
-    np.testing.assert_allclose(a, b, atol=TOL, rtol=0, err_msg=name)
-  np.testing.assert_allclose(inter["pre_logits"], expected[-1].mean((1, 2)),
-                             atol=TOL, rtol=0)
+    _assert_close_at_scale(a, b, name)
+  _assert_close_at_scale(inter["pre_logits"], expected[-1].mean((1, 2)),
+                         "pre_logits")
 
   path = str(tmp_path / "efficientnetb0_notop.h5")
   _save_legacy_h5(keras_model, path)
