@@ -13,9 +13,9 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install -q -e '.[test,keras]'
 	touch $@
 
-# Install, then a quick run of the main job on CIFAR-10 (a few minutes on CPU).
+# Install, then a quick run of the main job (two-head multitask) on CIFAR-10.
 run: install
-	$(PY) -m ssl_jax.main --config=configs/supervised.py:quick --workdir=$(WORKDIR)
+	$(PY) -m ssl_jax.main --config=configs/multitask.py:quick --workdir=$(WORKDIR)
 
 # Install, then the whole test suite (4 CPU devices forced by tests/conftest.py).
 test: install

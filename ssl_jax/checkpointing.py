@@ -12,14 +12,14 @@ import jax
 import orbax.checkpoint as ocp
 
 
-def _path_str(path) -> str:
+def path_str(path) -> str:
   names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))
            for k in path)
   return "/".join(str(n) for n in names)
 
 
 def _leaves(tree) -> dict[str, Any]:
-  return {_path_str(p): x
+  return {path_str(p): x
           for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
@@ -83,13 +83,23 @@ class Checkpoints:
 
 def read(directory: str | pathlib.Path, step: int | None = None) -> Any:
   """A checkpoint as saved (default: the latest), on this process's first
-  device, whatever topology saved it; for inspection and inference."""
+  device, whatever topology saved it; for inspection and inference.
+
+  `directory` is a run's checkpoints/ directory, or one saved item (such as
+  `convert_keras` writes).
+  """
   root = pathlib.Path(directory)
+  if (root / "_CHECKPOINT_METADATA").exists() and step is None:
+    return _read_item(root)
   steps = [int(p.name) for p in root.iterdir() if p.name.isdigit()] if (
       root.is_dir()) else []
   if not steps:
     raise FileNotFoundError(f"No checkpoint in {root}; train first.")
-  path = root / str(max(steps) if step is None else step) / "default"
+  return _read_item(root / str(max(steps) if step is None else step) /
+                    "default")
+
+
+def _read_item(path: pathlib.Path) -> Any:
   checkpointer = ocp.StandardCheckpointer()
   one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(

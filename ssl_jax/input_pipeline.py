@@ -25,11 +25,13 @@ class DataInfo:
   std: np.ndarray
 
 
-def load(config, workdir, write_split: bool):
+def load(config, workdir, write_split: bool, unlabeled: bool = False):
   """Returns ({split: {'image', 'label'[, 'mask']}}, DataInfo).
 
-  Splits: 'train' (the labeled examples), 'test', and 'val' when `config.input.val_size > 0`. Eval splits ('test', 'val') are padded
-  to a multiple of `eval_batch_size`, with 'mask' 0 on the padding.
+  Splits: 'train' (the labeled examples), 'test', 'val' when
+  `config.input.val_size > 0`, and with `unlabeled` the pool of the other
+  training examples. Eval splits ('test', 'val') are padded to a multiple of
+  `eval_batch_size`, with 'mask' 0 on the padding.
   """
   cfg = config.input
   ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source)
@@ -45,6 +47,8 @@ def load(config, workdir, write_split: bool):
                        cfg.eval_batch_size)}
   if cfg.val_size:
     data["val"] = pad_eval(pick(split["val"]), cfg.eval_batch_size)
+  if unlabeled:
+    data["unlabeled"] = pick(split["unlabeled"])
   pixels = ds.train_images.reshape(-1, ds.image_shape[-1])
   mean = pixels.mean(0, dtype=np.float64) / 255.0
   std = np.sqrt((pixels.astype(np.float64) / 255.0).var(0))
@@ -77,6 +81,23 @@ def epoch_indices(key: jax.Array, n: int, steps: int,
   perms = jax.vmap(lambda p: jax.random.permutation(
       jax.random.fold_in(key, p), n))(jnp.arange(passes))
   return perms.reshape(-1)[:steps * batch_size].reshape(steps, batch_size)
+
+
+def stream_indices(key: jax.Array, streams, steps: int) -> jax.Array:
+  """(steps, total batch) indices drawing from consecutive blocks of examples.
+
+  `streams` is ((n, batch_size), ...): block i holds the next n examples of
+  the train arrays; each step takes batch_size of them (epoch_indices within
+  the block, so small blocks cycle). Stream 0 uses `key` itself, so a
+  single stream equals `epoch_indices(key, ...)`.
+  """
+  columns, offset = [], 0
+  for i, (n, batch_size) in enumerate(streams):
+    if batch_size:
+      k = key if i == 0 else jax.random.fold_in(key, i)
+      columns.append(epoch_indices(k, n, steps, batch_size) + offset)
+    offset += n
+  return jnp.concatenate(columns, axis=1)
 
 
 def eval_indices(n: int, batch_size: int) -> np.ndarray:

@@ -1,5 +1,10 @@
 """Optimizers and learning-rate schedules from `config.optimizer` (optax)."""
+import re
+
+import jax
 import optax
+
+from ssl_jax import checkpointing
 
 _OPTIMIZERS = {
     "adam": lambda lr, c: optax.adam(lr),
@@ -28,8 +33,39 @@ def make_schedule(config, total_steps: int) -> optax.Schedule:
       [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
+def frozen_labels(pattern: str):
+  """params -> 'frozen' / 'trained' per leaf, by a regex on the leaf's path.
+
+  Paths read like 'backbone/conv1/kernel'; a pattern matching nothing is an
+  error (a typo would otherwise silently train everything).
+  """
+  def labels(params):
+    paths = jax.tree_util.tree_map_with_path(
+        lambda p, _: checkpointing.path_str(p), params)
+    if not any(re.search(pattern, p) for p in jax.tree.leaves(paths)):
+      raise ValueError(f"optimizer.frozen_params={pattern!r} matches no "
+                       f"parameter; paths look like "
+                       f"{jax.tree.leaves(paths)[:3]}.")
+    return jax.tree.map(
+        lambda p: "frozen" if re.search(pattern, p) else "trained", paths)
+  return labels
+
+
 def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
-  """The optimizer named by `config.name`, with clipping and L2 if asked."""
+  """The optimizer named by `config.name`, with clipping and L2 if asked.
+
+  Parameters matching `config.frozen_params` (a regex; '' = none) are never
+  updated: no gradient step, no weight decay, no optimizer state.
+  """
+  tx = _make_trained(config, total_steps)
+  frozen = config.get("frozen_params", "")
+  if not frozen:
+    return tx
+  return optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()},
+                               frozen_labels(frozen))
+
+
+def _make_trained(config, total_steps: int) -> optax.GradientTransformation:
   if config.name not in _OPTIMIZERS:
     raise ValueError(f"Unknown optimizer {config.name!r}; known: "
                      f"{sorted(_OPTIMIZERS)}.")

@@ -16,6 +16,7 @@ from ssl_jax import input_pipeline
 from ssl_jax import models
 from ssl_jax import optim
 from ssl_jax import parallel
+from ssl_jax import pretrained
 from ssl_jax import reporting
 from ssl_jax import tasks
 
@@ -41,6 +42,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
   if axis_name is not None:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   input_rng, dropout_rng = jax.random.split(rng)
+  if task.expand is not None:
+    batch = task.expand(batch, jax.random.fold_in(input_rng, 1), train=True)
   x = task.inputs(batch, input_rng, train=True)
 
   def loss_fn(params):
@@ -62,6 +65,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
 def eval_step(state: TrainState, batch: dict, *, task,
               axis_name: str | None = None):
   """Metric sums of the model in inference mode on `batch`."""
+  if task.expand is not None:
+    batch = task.expand(batch, None, train=False)
   x = task.inputs(batch, None, train=False)
   outputs = state.apply_fn({"params": state.params,
                             "batch_stats": state.batch_stats}, x, train=False)
@@ -146,7 +151,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     raise ValueError("early_stopping needs a validation split: set "
                      "input.val_size > 0 (stopping on the test set would "
                      "tune on it).")
-  model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
+  model_kwargs = {k: v for k, v in config.model.to_dict().items()
+                  if k != "name"}
   if config.parallel == "pmap":
     model_kwargs["axis_name"] = parallel.AXIS
   build = lambda phase: models.get_model(config.model.name, setup.model_kwargs,
@@ -156,20 +162,25 @@ def train_and_evaluate(config, workdir: str) -> dict:
   runner = parallel.Runner(config.parallel, mesh,
                            functools.partial(train_step, task=task),
                            functools.partial(eval_step, task=task))
-  batch_size = config.input.batch_size
-  runner.check_batch_size(batch_size, "input.batch_size")
+  streams = setup.streams or ((len(data["train"]["label"]),
+                                config.input.batch_size),)
+  batch_size = sum(b for _, b in streams)  # Examples per step, all streams.
+  runner.check_batch_size(batch_size, "input.batch_size" if len(streams) == 1
+                          else "input.batch_size + unlabeled_batch_size")
   runner.check_batch_size(config.input.eval_batch_size,
                           "input.eval_batch_size")
-  n_train = len(data["train"]["label"])
-  steps_per_epoch = config.steps_per_epoch or max(n_train // batch_size, 1)
+  steps_per_epoch = config.steps_per_epoch or max(
+      max(n // b for n, b in streams if b), 1)
   total_steps = steps_per_epoch * config.num_epochs
   tx = optim.make_optimizer(config.optimizer, total_steps)
   schedule = optim.make_schedule(config.optimizer, total_steps)
 
   init_rng, train_rng, data_rng = jax.random.split(
       jax.random.key(config.seed), 3)
-  sample = task.inputs(jax.tree.map(lambda a: a[:1], data["train"]), None,
-                      False)
+  sample = jax.tree.map(lambda a: a[:1], data["train"])
+  if task.expand is not None:
+    sample = task.expand(sample, None, False)
+  sample = task.inputs(sample, None, False)
   state = jax.jit(lambda r, x: create_train_state(r, model, tx, x),
                   out_shardings=parallel.replicated(mesh))(init_rng, sample)
   data = {k: parallel.put_replicated(v, mesh) for k, v in data.items()}
@@ -182,6 +193,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state, sums = restored["state"], restored["epoch_sums"]
     logging.info("Resumed from %s at step %d.", ckpts.directory,
                  int(state.step))
+  elif config.get("init_from"):
+    state = pretrained.init_state(state, config.init_from)
+    logging.info("Backbone initialised from %s.", config.init_from)
   step = int(state.step)
   log = reporting.MetricsLog(workdir, is_main, resume_step=step)
   progress = reporting.Progress(total_steps, step, batch_size)
@@ -200,9 +214,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         phase = setup.model_phase(epoch)
         logging.info("epoch %d: model fields %s", epoch + 1, phase or "reset")
         dev_state = dev_state.replace(apply_fn=build(phase).apply)
-      indices = input_pipeline.epoch_indices(
-          jax.random.fold_in(data_rng, epoch), n_train, steps_per_epoch,
-          batch_size)
+      indices = input_pipeline.stream_indices(
+          jax.random.fold_in(data_rng, epoch), streams, steps_per_epoch)
       for i in range(step % steps_per_epoch, steps_per_epoch):
         batch = runner.take(data["train"], indices, i)
         dev_state, metrics = runner.train(dev_state, batch, train_rng)

@@ -1,5 +1,4 @@
 """Shared test utilities: configs, a tiny model, subprocess runs of main."""
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -9,11 +8,8 @@ CIFAR_DIR = ROOT.parent / "shared" / "data" / "cifar10"
 
 
 def load_config(name: str = "supervised", arg: str = "quick"):
-  spec = importlib.util.spec_from_file_location(
-      name, ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from ssl_jax import config_files  # pylint: disable=g-import-not-at-top
+  return config_files.load(ROOT / "configs" / f"{name}.py", arg)
 
 
 # A few-thousand-parameter core CNN and a short run: fast enough for tests.
@@ -23,9 +19,17 @@ TINY = {"model.features": (8, 16, 16), "model.dense": 32,
         "steps_per_epoch": 4, "num_epochs": 3, "log_every_steps": 2}
 
 
-def tiny_config(**overrides):
-  config = load_config()
-  for key, value in {**TINY, **overrides}.items():
+# The same tiny network as the backbone of the multi-head configs.
+TINY_MULTIHEAD = {
+    **{k: v for k, v in TINY.items() if not k.startswith("model.")},
+    "model.backbone_config.features": (8, 16, 16),
+    "model.backbone_config.dense": 32, "input.unlabeled_batch_size": 16}
+
+
+def tiny_config(name="supervised", arg="quick", **overrides):
+  config = load_config(name, arg)
+  tiny = TINY if name == "supervised" else TINY_MULTIHEAD
+  for key, value in {**tiny, **overrides}.items():
     *parents, leaf = key.split(".")
     node = config
     for p in parents:

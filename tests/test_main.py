@@ -1,5 +1,6 @@
 """`python -m ssl_jax.main` end to end: outputs, bad config keys, NaN stops."""
 import json
+import subprocess
 
 import numpy as np
 
@@ -25,6 +26,23 @@ def test_quick_run_end_to_end(tmp_path):
           f"{best['epoch']}") in (tmp_path / "summary.txt").read_text()
   with np.load(tmp_path / "split.npz") as split:
     assert len(split["labeled"]) == 50
+
+
+def test_main_job_multitask_quick_end_to_end(tmp_path):
+  """`make run`'s command: both heads' metrics on train and test."""
+  result = subprocess.run(
+      helpers.main_command(tmp_path, {}, "configs/multitask.py:quick"),
+      cwd=helpers.ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
+  assert [r["step"] for r in records] == [10, 20]
+  for split in ("train", "test"):
+    for metric in ("loss", "class_loss", "accuracy", "rotation_loss",
+                   "rotation_accuracy"):
+      assert np.isfinite(records[-1][f"{split}_{metric}"]), (split, metric)
+  # Both heads learn something in 20 steps: rotation is far above chance.
+  assert records[-1]["test_rotation_accuracy"] > 0.27
+  assert "Max test accuracy is" in (tmp_path / "summary.txt").read_text()
 
 
 def test_unknown_config_key_is_named(tmp_path):

@@ -14,10 +14,11 @@ _MODELS = {
     "efficientnet": "ssl_jax.models.efficientnet:EfficientNet",
     "memnet_keras": "ssl_jax.models.memnet:MemNetKeras",
     "memn2n": "ssl_jax.models.memnet:MemN2N",
+    "multihead": "ssl_jax.models.multihead:MultiHead",
 }
 
 
-def get_model(name: str, data_kwargs: dict | None = None, **kwargs):
+def get_model(name: str, data_kwargs: dict | None = None, /, **kwargs):
   """Builds the model registered under `name`.
 
   Args:

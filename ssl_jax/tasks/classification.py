@@ -44,8 +44,13 @@ def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip):
 
 
 def loss(outputs, batch, axis_name=None):
-  """Masked cross-entropy of `(logits, _)` against batch['label']."""
+  """Masked cross-entropy of `(logits, _)` against batch['label'].
+
+  A model with several heads (a dict of logits) is scored on its 'class' head.
+  """
   logits, _ = outputs
+  if isinstance(logits, dict):
+    logits = logits["class"]
   mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
   return masked_cross_entropy(logits, batch["label"], mask, axis_name)
 

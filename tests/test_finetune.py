@@ -1,0 +1,85 @@
+"""Pretrain -> checkpoint -> fine-tune: exact restores, fresh heads, freezing."""
+import jax
+import numpy as np
+import pytest
+
+from ssl_jax import checkpointing
+from ssl_jax import train
+
+import helpers
+
+
+def _leaves(tree):
+  return {checkpointing.path_str(p): x
+          for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+@pytest.fixture(scope="module")
+def pretrain_dir(tmp_path_factory):
+  """A rotation pretraining run of 2 steps."""
+  workdir = tmp_path_factory.mktemp("rotation")
+  train.train_and_evaluate(helpers.tiny_config(
+      "rotation", num_epochs=1, steps_per_epoch=2), workdir)
+  return workdir
+
+
+def test_finetune_restores_backbone_with_fresh_head_and_frozen_blocks(
+    pretrain_dir, tmp_path):
+  source = helpers.read_checkpoint(pretrain_dir)["state"]
+  # With a zero learning rate, the parameters after one step are the start.
+  start = {}
+  for name, init_from in (("scratch", ""), ("init", str(pretrain_dir))):
+    train.train_and_evaluate(helpers.tiny_config(
+        "finetune", "quick", num_epochs=1, steps_per_epoch=1,
+        init_from=init_from, **{"optimizer.learning_rate": 0.0}),
+                             tmp_path / name)
+    start[name] = helpers.read_checkpoint(tmp_path / name)["state"]["params"]
+  jax.tree.map(np.testing.assert_array_equal, start["init"]["backbone"],
+               source["params"]["backbone"])
+  assert sorted(start["init"]) == ["backbone", "class_head"]
+  # The head is freshly drawn (as without init_from), not the probe's.
+  jax.tree.map(np.testing.assert_array_equal, start["init"]["class_head"],
+               start["scratch"]["class_head"])
+  assert not np.array_equal(start["init"]["class_head"]["out"]["kernel"],
+                            source["params"]["class_head"]["out"]["kernel"])
+
+  config = helpers.tiny_config("finetune", "mode=frozen_blocks,blocks=2,quick",
+                               num_epochs=1, steps_per_epoch=3,
+                               init_from=str(pretrain_dir))
+  train.train_and_evaluate(config, tmp_path / "finetune")
+  after = helpers.read_checkpoint(tmp_path / "finetune")["state"]["params"]
+  assert int(helpers.read_checkpoint(tmp_path / "finetune")["state"][
+      "step"]) == 3
+  before, now = _leaves(source["params"]["backbone"]), _leaves(
+      after["backbone"])
+  frozen = [k for k in before if k.split("/")[0] in ("conv1", "norm1",
+                                                      "conv2", "norm2")]
+  trained = [k for k in before if k not in frozen]
+  assert len(frozen) == 8 and len(trained) == 8  # Blocks 3 and dense train.
+  for k in frozen:
+    np.testing.assert_array_equal(now[k], before[k], err_msg=k)
+  for k in trained:
+    assert not np.array_equal(now[k], before[k]), k
+
+
+def test_mismatched_backbone_lists_the_parameters(pretrain_dir, tmp_path):
+  config = helpers.tiny_config(
+      "finetune", "quick", num_epochs=1, steps_per_epoch=1,
+      init_from=str(pretrain_dir),
+      **{"model.backbone_config.features": (8, 16, 24)})
+  with pytest.raises(ValueError) as error:
+    train.train_and_evaluate(config, tmp_path)
+  message = str(error.value)
+  assert "do not fit this model's backbone" in message
+  assert "conv3/kernel: checkpoint has float32[3, 3, 16, 16], expected " \
+         "float32[3, 3, 16, 24]" in message
+  assert not (tmp_path / "checkpoints").exists() or not any(
+      (tmp_path / "checkpoints").iterdir())
+
+
+def test_frozen_params_pattern_must_match(tmp_path):
+  config = helpers.tiny_config("finetune", "quick", num_epochs=1,
+                               steps_per_epoch=1,
+                               **{"optimizer.frozen_params": "^backbone/cnov"})
+  with pytest.raises(ValueError, match="matches no parameter"):
+    train.train_and_evaluate(config, tmp_path)

@@ -1,0 +1,69 @@
+"""Rotation batches: np.rot90 semantics, alignment under sharding."""
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+import numpy as np
+
+from ssl_jax import parallel
+from ssl_jax import rotation
+from ssl_jax.tasks import multitask
+
+
+def _images(n=8, size=5):
+  """Distinct, asymmetric images: no rotation of one equals another's."""
+  rng = np.random.default_rng(0)
+  return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_each_label_turns_the_image_as_np_rot90():
+  images = _images()
+  # A single marked pixel: the direction of the turn is unambiguous.
+  marked = np.zeros((1, 4, 4, 1), np.uint8)
+  marked[0, 0, 3, 0] = 1  # Top right.
+  expected_corner = {0: (0, 3), 1: (0, 0), 2: (3, 0), 3: (3, 3)}
+  rotated, labels = jax.jit(rotation.all_rotations)(marked)
+  for k in range(4):
+    assert tuple(np.argwhere(np.asarray(rotated[k])[..., 0])[0]) == (
+        expected_corner[k])
+  rotated, labels = jax.jit(rotation.all_rotations)(images)
+  rotated, labels = np.asarray(rotated), np.asarray(labels)
+  for row in range(len(labels)):
+    np.testing.assert_array_equal(
+        rotated[row], np.rot90(images[row // 4], labels[row]))
+  assert labels.tolist() == [0, 1, 2, 3] * len(images)
+  k = np.array([3, 0, 2, 1, 1, 2, 0, 3])
+  turned = np.asarray(jax.jit(rotation.rotate)(images, k))
+  for i in range(len(images)):
+    np.testing.assert_array_equal(turned[i], np.rot90(images[i], k[i]))
+
+
+def test_random_rotations_match_their_labels():
+  images = _images(64)
+  turned, k = jax.jit(rotation.random_rotations)(jax.random.key(3), images)
+  turned, k = np.asarray(turned), np.asarray(k)
+  assert set(k.tolist()) == {0, 1, 2, 3}
+  for i in range(len(images)):
+    np.testing.assert_array_equal(turned[i], np.rot90(images[i], k[i]))
+
+
+def test_expanded_batch_stays_aligned_when_sharded():
+  """Each rotated row keeps its own label, masks and rotation, on 4 devices."""
+  assert jax.device_count() == 4
+  images = _images(8)
+  batch = {"image": images, "label": np.arange(8, dtype=np.int32),
+           "labeled": np.array([1, 0] * 4, np.float32)}
+  mesh = parallel.make_mesh()
+  sharded = jax.device_put(batch, NamedSharding(mesh, P(parallel.AXIS)))
+  for mode in ("all", "random"):
+    expand = jax.jit(lambda b, r, m=mode: multitask.expand(b, r, True, mode=m))
+    out = jax.device_get(expand(sharded, jax.random.key(1)))
+    for row in range(len(out["label"])):
+      i = out["label"][row]  # The label is the example's index here.
+      k = out["rotation_label"][row]
+      np.testing.assert_array_equal(out["image"][row], np.rot90(images[i], k))
+      if out["class_mask"][row]:  # Class loss: labeled and unrotated only.
+        assert batch["labeled"][i] == 1 and k == 0
+    if mode == "all":
+      assert out["class_mask"].sum() == 4 and out["rotation_mask"].sum() == 32
+    else:
+      assert out["class_mask"].sum() == 4 and out["rotation_mask"].sum() == 8
