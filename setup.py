@@ -22,7 +22,8 @@ setuptools.setup(
         "tensorboardX==2.6.5",
     ],
     extras_require={
-        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "pytest-timeout==2.4.0"],
+        "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "pytest-timeout==2.4.0",
+                 "scikit-learn==1.9.1"],
         # Keras reference models for parity tests and benchmarks; also what
         # the TFDS fallback needs to build cifar10 where there is a network.
         "keras": ["tensorflow-cpu==2.21.0"],

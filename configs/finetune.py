@@ -20,12 +20,7 @@ from ssl_jax import config_files
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated mode=full|linear|frozen_blocks, blocks=K, quick."""
-  args = dict(a.split("=") if "=" in a else (a, "1") for a in arg.split(",")
-              if a)
-  unknown = set(args) - {"mode", "blocks", "quick"}
-  if unknown:
-    raise ValueError(f"Unknown config arguments {sorted(unknown)}; expected "
-                     "mode=..., blocks=..., quick.")
+  args = config_files.parse_arg(arg, {"mode", "blocks", "quick"})
   c = config_files.sibling(__file__, "multitask",
                            "quick" if "quick" in args else "")
   c.task = "classification"  # Labeled images only, class head only.

@@ -6,15 +6,12 @@
 """
 import ml_collections
 
+from ssl_jax import config_files
+
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated model=memnet_keras|memn2n, task=1..20, quick."""
-  args = dict(a.split("=") if "=" in a else (a, "1") for a in arg.split(",")
-              if a)
-  unknown = set(args) - {"model", "task", "quick"}
-  if unknown:
-    raise ValueError(f"Unknown config arguments {sorted(unknown)}; expected "
-                     "model=..., task=..., quick.")
+  args = config_files.parse_arg(arg, {"model", "task", "quick"})
   model = args.get("model", "memnet_keras")
   c = ml_collections.ConfigDict()
   c.seed = 0  # Fixes init, data order and dropout.

@@ -15,7 +15,7 @@ from ssl_jax import config_files
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: '' for the full run, 'quick' for a smoke run of a minute or so."""
-  c = config_files.sibling(__file__, "supervised")
+  c = config_files.sibling(__file__, "supervised", arg)  # Checks `arg`.
   c.task = "multitask"  # Labeled + unlabeled batches, two heads.
 
   c.input.batch_size = 32  # Labeled images per step.
@@ -42,19 +42,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.init_from = ""  # Workdir or checkpoint whose backbone to start from.
   c.optimizer.frozen_params = ""  # Regex of parameter paths not trained.
 
-  c.num_epochs = 30  # Epochs of `steps_per_epoch` steps.
-  c.steps_per_epoch = 0  # 0 = one pass over the unlabeled pool.
-  c.log_every_steps = 100  # Progress line (steps/s, ETA) interval.
-
-  if arg == "quick":
-    c.input.labels_per_class = 5
-    c.input.max_test_examples = 1000
-    c.input.eval_batch_size = 500
+  if arg == "quick":  # On top of supervised.py's quick settings.
     c.input.batch_size = 16
     c.input.unlabeled_batch_size = 16
-    c.num_epochs = 2
-    c.steps_per_epoch = 10
-    c.log_every_steps = 5
-  elif arg:
-    raise ValueError(f"Unknown config argument {arg!r}; expected '' or 'quick'.")
+  else:
+    c.num_epochs = 30  # Epochs of `steps_per_epoch` steps.
+    c.steps_per_epoch = 0  # 0 = one pass over the unlabeled pool.
+    c.log_every_steps = 100  # Progress line (steps/s, ETA) interval.
   return c

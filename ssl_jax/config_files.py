@@ -18,6 +18,17 @@ def load(path: str | pathlib.Path, arg: str = "") -> ml_collections.ConfigDict:
   return module.get_config(arg) if arg else module.get_config()
 
 
+def parse_arg(arg: str, allowed: set[str]) -> dict[str, str]:
+  """'a=1,b=x,quick' -> {'a': '1', 'b': 'x', 'quick': '1'}; checks the names."""
+  args = dict(a.split("=", 1) if "=" in a else (a, "1")
+              for a in arg.split(",") if a)
+  unknown = set(args) - allowed
+  if unknown:
+    raise ValueError(f"Unknown config arguments {sorted(unknown)} in {arg!r}; "
+                     f"expected {sorted(allowed)}.")
+  return args
+
+
 def sibling(file: str, name: str, arg: str = "") -> ml_collections.ConfigDict:
   """The config `name`.py next to `file` (a config's own __file__)."""
   return load(pathlib.Path(file).with_name(f"{name}.py"), arg)

@@ -3,6 +3,11 @@ import os
 import pathlib
 import subprocess
 
+import jax
+import numpy as np
+
+from ssl_jax import parallel
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_DIR = ROOT.parent / "shared" / "data" / "cifar10"
 
@@ -53,3 +58,20 @@ def run_main(workdir, overrides: dict, env=None, timeout=300, **kwargs):
 def read_checkpoint(workdir, step=None):
   from ssl_jax import checkpointing  # pylint: disable=g-import-not-at-top
   return checkpointing.read(pathlib.Path(workdir) / "checkpoints", step)
+
+
+def run_steps(runner, state, data, steps=3):
+  """`steps` train steps of `runner` on the whole of `data` (host arrays)."""
+  table = parallel.put_replicated(
+      np.arange(len(data["label"]), dtype=np.int32)[None], runner.mesh)
+  data = parallel.put_replicated(data, runner.mesh)
+  state = runner.to_device_layout(state)
+  for _ in range(steps):
+    state, metrics = runner.train(state, runner.take(data, table, 0),
+                                  jax.random.key(7))
+  return runner.from_device_layout(state), runner.from_device_layout(metrics)
+
+
+def assert_trees_close(a, b, atol=1e-5):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(
+      np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5), a, b)

@@ -111,22 +111,6 @@ def test_doubling_a_weight_doubles_its_gradient_contribution():
                  g[doubled], g[(1.0, 1.0)], g[alone])
 
 
-def _run(runner, state, data, steps=3):
-  table = parallel.put_replicated(
-      np.arange(len(data["label"]), dtype=np.int32)[None], runner.mesh)
-  data = parallel.put_replicated(data, runner.mesh)
-  state = runner.to_device_layout(state)
-  for _ in range(steps):
-    state, metrics = runner.train(state, runner.take(data, table, 0),
-                                  jax.random.key(7))
-  return runner.from_device_layout(state), runner.from_device_layout(metrics)
-
-
-def _assert_close(a, b, atol=1e-5):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(
-      np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5), a, b)
-
-
 def test_two_head_step_on_4_devices_equals_one_device_and_pmap():
   assert jax.device_count() == 4
   mesh = parallel.make_mesh()
@@ -138,23 +122,23 @@ def test_two_head_step_on_4_devices_equals_one_device_and_pmap():
     ref, ref_metrics = state, None
     for _ in range(3):
       ref, ref_metrics = jax.jit(step)(ref, data, jax.random.key(7))
-    got, metrics = _run(parallel.Runner("jit", mesh, step, eval_step), state,
+    got, metrics = helpers.run_steps(parallel.Runner("jit", mesh, step, eval_step), state,
                         data)
-    _assert_close(got.params, ref.params)
-    _assert_close(got.batch_stats, ref.batch_stats)
-    _assert_close(metrics, ref_metrics, atol=1e-4)
+    helpers.assert_trees_close(got.params, ref.params)
+    helpers.assert_trees_close(got.batch_stats, ref.batch_stats)
+    helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
   # pmap: the loss normalisation and metric shares must add up across devices.
   task = _task(2.0, 0.5, augment=False)
   step = functools.partial(train.train_step, task=task)
   eval_step = functools.partial(train.eval_step, task=task)
   state, data = _setup(task, dropout=False)
-  jit_state, jit_metrics = _run(parallel.Runner("jit", mesh, step, eval_step),
+  jit_state, jit_metrics = helpers.run_steps(parallel.Runner("jit", mesh, step, eval_step),
                                 state, data)
   pstate, _ = _setup(task, axis_name="data", dropout=False)
-  pmap_state, pmap_metrics = _run(
+  pmap_state, pmap_metrics = helpers.run_steps(
       parallel.Runner("pmap", mesh, step, eval_step), pstate, data)
-  _assert_close(pmap_state.params, jit_state.params)
-  _assert_close(pmap_metrics, jit_metrics, atol=1e-4)
+  helpers.assert_trees_close(pmap_state.params, jit_state.params)
+  helpers.assert_trees_close(pmap_metrics, jit_metrics, atol=1e-4)
 
 
 def test_utility_on_synthetic_curves():

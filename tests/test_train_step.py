@@ -56,22 +56,6 @@ def test_train_step_lowers_loss_and_eval_is_deterministic():
   np.testing.assert_allclose(after["loss"], [ce, 8], rtol=1e-5)
 
 
-def _run(runner, state, data, steps=3):
-  table = parallel.put_replicated(
-      np.arange(len(data["label"]), dtype=np.int32)[None], runner.mesh)
-  data = parallel.put_replicated(data, runner.mesh)
-  state = runner.to_device_layout(state)
-  for _ in range(steps):
-    state, metrics = runner.train(state, runner.take(data, table, 0),
-                                  jax.random.key(7))
-  return runner.from_device_layout(state), runner.from_device_layout(metrics)
-
-
-def _assert_close(a, b, atol=1e-5):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(
-      np.asarray(x), np.asarray(y), atol=atol, rtol=1e-5), a, b)
-
-
 def test_jit_on_4_devices_equals_one_device():
   """With dropout and augmentation on: randomness must not depend on layout."""
   assert jax.device_count() == 4
@@ -83,12 +67,12 @@ def test_jit_on_4_devices_equals_one_device():
   for _ in range(3):
     ref, ref_metrics = one(ref, data, jax.random.key(7))
   mesh = parallel.make_mesh()
-  got, metrics = _run(parallel.Runner("jit", mesh, step, eval_step), state,
+  got, metrics = helpers.run_steps(parallel.Runner("jit", mesh, step, eval_step), state,
                       data)
   assert got.params["conv1"]["kernel"].sharding.is_fully_replicated
-  _assert_close(got.params, ref.params)
-  _assert_close(got.batch_stats, ref.batch_stats)
-  _assert_close(metrics, ref_metrics, atol=1e-4)
+  helpers.assert_trees_close(got.params, ref.params)
+  helpers.assert_trees_close(got.batch_stats, ref.batch_stats)
+  helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
 
 
 def test_pmap_equals_jit():
@@ -96,14 +80,14 @@ def test_pmap_equals_jit():
   task, state, data = _setup(dropout_rate=0.0, augment=False)
   step = functools.partial(train.train_step, task=task)
   eval_step = functools.partial(train.eval_step, task=task)
-  jit_state, jit_metrics = _run(
+  jit_state, jit_metrics = helpers.run_steps(
       parallel.Runner("jit", mesh, step, eval_step), state, data)
   _, pstate, _ = _setup(dropout_rate=0.0, augment=False, axis_name="data")
-  pmap_state, pmap_metrics = _run(
+  pmap_state, pmap_metrics = helpers.run_steps(
       parallel.Runner("pmap", mesh, step, eval_step), pstate, data)
-  _assert_close(pmap_state.params, jit_state.params)
-  _assert_close(pmap_state.batch_stats, jit_state.batch_stats)
-  _assert_close(pmap_metrics, jit_metrics, atol=1e-4)
+  helpers.assert_trees_close(pmap_state.params, jit_state.params)
+  helpers.assert_trees_close(pmap_state.batch_stats, jit_state.batch_stats)
+  helpers.assert_trees_close(pmap_metrics, jit_metrics, atol=1e-4)
 
 
 def test_batch_size_must_divide_devices():

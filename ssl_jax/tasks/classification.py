@@ -7,6 +7,7 @@ import numpy as np
 import optax
 
 from ssl_jax import augment
+from ssl_jax import class_report
 from ssl_jax import input_pipeline
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
@@ -66,7 +67,24 @@ def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
   return Task(inputs=inputs, loss=loss)
 
 
+def class_reports(task: Task, data: dict, class_names, batch_size: int):
+  """A `Setup.report` writing per-class reports of the eval splits.
+
+  It reads the host arrays in `data`, not the device copies training used:
+  process 0 alone must not compute on arrays spread over every host.
+  """
+  def report(predict, _, workdir):
+    for split in ("val", "test"):
+      if split in data:
+        labels, predictions = class_report.predict_classes(
+            predict, task, data[split], batch_size)
+        class_report.write(workdir, labels, predictions, class_names, split)
+  return report
+
+
 def setup(config, workdir, write: bool) -> Setup:
   data, info = input_pipeline.load(config, workdir, write_split=write)
-  return Setup(make(config, info.mean, info.std), data,
-               {"num_classes": info.num_classes})
+  task = make(config, info.mean, info.std)
+  return Setup(task, data, {"num_classes": info.num_classes},
+               report=class_reports(task, data, info.class_names,
+                                    config.input.eval_batch_size))

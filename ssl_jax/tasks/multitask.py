@@ -102,5 +102,9 @@ def setup(config, workdir, write: bool) -> Setup:
        np.zeros(len(pool["label"]), np.float32)])
   streams = ((len(labeled["label"]), config.input.batch_size),
              (len(pool["label"]), config.input.unlabeled_batch_size))
-  return Setup(make(config, info.mean, info.std), data,
-               {"num_classes": info.num_classes}, streams=streams)
+  task = make(config, info.mean, info.std)
+  # Per-class reports score the class head on unrotated images: no `expand`.
+  report = classification.class_reports(task, data, info.class_names,
+                                        config.input.eval_batch_size)
+  return Setup(task, data, {"num_classes": info.num_classes}, report=report,
+               streams=streams)
