@@ -19,10 +19,11 @@ from ssl_jax import config_files
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  """`arg`: comma-separated mode=full|linear|frozen_blocks, blocks=K, quick."""
-  args = config_files.parse_arg(arg, {"mode", "blocks", "quick"})
-  c = config_files.sibling(__file__, "multitask",
-                           "quick" if "quick" in args else "")
+  """`arg`: comma-separated mode=full|linear|frozen_blocks, blocks=K,
+  backbone=core_cnn|resnet (as pretrained), quick."""
+  args = config_files.parse_arg(arg, {"mode", "blocks", "backbone", "quick"})
+  c = config_files.sibling(__file__, "multitask", ",".join(
+      f"{k}={args[k]}" for k in ("backbone", "quick") if k in args))
   c.task = "classification"  # Labeled images only, class head only.
   c.model.rotation_head = False  # A fresh 10-way head on the backbone.
   mode = args.get("mode", "full")
@@ -32,7 +33,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.optimizer.frozen_params = "^backbone/"
   elif mode == "frozen_blocks":
     blocks = int(args.get("blocks", 2))
-    c.optimizer.frozen_params = f"^backbone/(conv|norm)[1-{blocks}]/"
+    # The core CNN's conv{i}/norm{i}; a ResNet's stem and stage{i}_* blocks.
+    c.optimizer.frozen_params = (
+        f"^backbone/((conv|norm)[0-{blocks}]/|stage[1-{blocks}]_)")
   else:
     raise ValueError(f"Unknown mode {mode!r}; expected full, linear or "
                      "frozen_blocks.")

@@ -3,6 +3,7 @@ head, trained jointly on 200 labeled + 49,800 unlabeled CIFAR-10 images.
 
   python -m ssl_jax.main --config=configs/multitask.py --workdir=/tmp/mt
   python -m ssl_jax.main --config=configs/multitask.py:quick --workdir=/tmp/q
+  python -m ssl_jax.main --config=configs/multitask.py:backbone=resnet --workdir=/tmp/r
   python -m ssl_jax.main --config=configs/multitask.py --workdir=/tmp/mt \
       --config.loss.class_weight=10 --config.loss.rotation_weight=1
 
@@ -13,9 +14,16 @@ import ml_collections
 from ssl_jax import config_files
 
 
+# Backbone fields, by `backbone=` argument (the core CNN's: supervised.py's).
+RESNET = {"stem_features": 32, "features": (32, 64, 128),
+          "stage_sizes": (1, 1, 1), "norm": "batch"}
+
+
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  """`arg`: '' for the full run, 'quick' for a smoke run of a minute or so."""
-  c = config_files.sibling(__file__, "supervised", arg)  # Checks `arg`.
+  """`arg`: comma-separated backbone=core_cnn|resnet, quick (a smoke run)."""
+  args = config_files.parse_arg(arg, {"backbone", "quick"})
+  c = config_files.sibling(__file__, "supervised",
+                           "quick" if "quick" in args else "")
   c.task = "multitask"  # Labeled + unlabeled batches, two heads.
 
   c.input.batch_size = 32  # Labeled images per step.
@@ -25,9 +33,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   backbone = c.model  # The core CNN's fields from supervised.py.
   c.model = ml_collections.ConfigDict()
   c.model.name = "multihead"  # Backbone + heads (ssl_jax/models/multihead.py).
-  c.model.backbone = "core_cnn"  # A name from ssl_jax.models.
-  c.model.backbone_config = {  # The backbone's fields.
-      k: v for k, v in backbone.items() if k not in ("name", "head_hidden")}
+  c.model.backbone = args.get("backbone", "core_cnn")  # From ssl_jax.models.
+  c.model.backbone_config = RESNET if c.model.backbone == "resnet" else {
+      k: v for k, v in backbone.items() if k not in ("name", "head_hidden")
+  }  # The backbone's fields.
   c.model.features = "pre_logits"  # Backbone feature the heads read.
   c.model.rotation_head = True  # Add the 4-way rotation head.
   c.model.class_head_hidden = ()  # Hidden layers of the class head.
@@ -42,7 +51,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.init_from = ""  # Workdir or checkpoint whose backbone to start from.
   c.optimizer.frozen_params = ""  # Regex of parameter paths not trained.
 
-  if arg == "quick":  # On top of supervised.py's quick settings.
+  if "quick" in args:  # On top of supervised.py's quick settings.
     c.input.batch_size = 16
     c.input.unlabeled_batch_size = 16
   else:

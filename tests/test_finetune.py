@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from ssl_jax import checkpointing
+from ssl_jax import optim
 from ssl_jax import train
+from ssl_jax.models import get_model
 
 import helpers
 
@@ -83,3 +85,19 @@ def test_frozen_params_pattern_must_match(tmp_path):
                                **{"optimizer.frozen_params": "^backbone/cnov"})
   with pytest.raises(ValueError, match="matches no parameter"):
     train.train_and_evaluate(config, tmp_path)
+
+
+@pytest.mark.parametrize("backbone,frozen", [
+    ("core_cnn", {"conv1", "norm1", "conv2", "norm2"}),
+    ("resnet", {"conv0", "norm0", "stage1_0", "stage2_0"})])
+def test_frozen_blocks_mode_freezes_the_first_blocks(backbone, frozen):
+  config = helpers.load_config("finetune", "mode=frozen_blocks,blocks=2")
+  model = get_model("multihead", num_classes=10, backbone=backbone,
+                    backbone_config={})
+  params = model.init(jax.random.key(0), np.zeros((1, 32, 32, 3)),
+                      train=False)["params"]
+  labels = optim.frozen_labels(config.optimizer.frozen_params)(params)
+  got = {name for name, sub in labels["backbone"].items()
+         if set(jax.tree.leaves(sub)) == {"frozen"}}
+  assert got == frozen
+  assert set(jax.tree.leaves(labels["class_head"])) == {"trained"}

@@ -59,3 +59,35 @@ def test_core_cnn_honours_norm(kind):
                                atol=1e-4)
   elif kind == "none":
     np.testing.assert_allclose(got, h, atol=1e-5)
+
+
+def _resnet_param_count(stem, widths, sizes, channels=3, norm_params=2,
+                        norm_stats=2):
+  """Hand count: convs without bias, BN scale+bias (+ mean, var)."""
+  bn = norm_params + norm_stats
+  total = 9 * channels * stem + bn * stem
+  c = stem
+  for w, n in zip(widths, sizes):
+    for j in range(n):
+      total += 9 * c * w + bn * w + 9 * w * w + bn * w
+      if c != w or j == 0:  # Every stage's first block downsamples.
+        total += c * w + bn * w
+      c = w
+  return total
+
+
+@pytest.mark.parametrize("widths,sizes", [((32, 64, 128), (1, 1, 1)),
+                                          ((16, 16, 32), (2, 1, 2))])
+def test_resnet_shapes_and_parameter_count(widths, sizes):
+  x = jnp.zeros((2, 32, 32, 3))
+  model = get_model("resnet", num_classes=10, stem_features=16,
+                    features=widths, stage_sizes=sizes)
+  variables = model.init(jax.random.key(0), x, train=False)
+  expected = _resnet_param_count(16, widths, sizes)
+  assert _count(variables) == expected + widths[-1] * 10 + 10
+  (logits, out), _ = model.apply(variables, x, train=True,
+                                 mutable=["batch_stats"])
+  assert logits.shape == (2, 10)
+  assert out["block1"].shape == (2, 16, 16, widths[0])
+  assert out["block3"].shape == (2, 4, 4, widths[2])
+  assert out["pre_logits"].shape == (2, widths[2])

@@ -15,6 +15,7 @@ _MODELS = {
     "memnet_keras": "ssl_jax.models.memnet:MemNetKeras",
     "memn2n": "ssl_jax.models.memnet:MemN2N",
     "multihead": "ssl_jax.models.multihead:MultiHead",
+    "resnet": "ssl_jax.models.resnet:ResNet",
 }
 
 
