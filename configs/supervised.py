@@ -23,6 +23,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.input.batch_size = 64  # Global batch size, divisible by the device count.
   c.input.eval_batch_size = 1000  # Global eval batch size.
   c.input.standardize = True  # Per-channel standardisation (else [0, 1]).
+  c.input.standardize_stats = "data"  # 'data' (train set's) or 'imagenet'.
+  c.input.image_size = 0  # Bilinear resize to N x N on the device; 0 = keep.
   c.input.augment = ml_collections.ConfigDict()
   c.input.augment.crop_padding = 4  # Random crop after zero padding; 0 = off.
   c.input.augment.flip = True  # Random horizontal flips.

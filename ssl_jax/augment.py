@@ -9,6 +9,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+# The per-channel pixel statistics (of [0, 1] RGB) that ImageNet models such
+# as the official Keras EfficientNet weights were trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def to_float(images: jax.Array, mean=None, std=None) -> jax.Array:
   """uint8 images -> float32 in [0, 1], then standardised if mean/std given."""

@@ -34,10 +34,12 @@ import keras
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ssl_jax import augment
 from ssl_jax.models import efficientnet
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The official weights' input statistics (see the module docstring).
+IMAGENET_MEAN = augment.IMAGENET_MEAN
+IMAGENET_STD = augment.IMAGENET_STD
 
 # Keras variable name -> (Flax collection, Flax variable name).
 _VARIABLES = {

@@ -36,12 +36,22 @@ def masked_cross_entropy(logits, labels, mask, axis_name=None):
                 "accuracy": jnp.stack([correct, count])}
 
 
-def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip):
-  """uint8 images -> standardised floats, augmented when training."""
+def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip,
+                 image_size):
+  """uint8 images -> standardised floats, augmented when training, resized
+  bilinearly to image_size x image_size if image_size > 0."""
   images = batch["image"]
   if train and (crop_padding or flip):
     images = augment.augment(rng, images, crop_padding, flip)
-  return augment.to_float(images, mean, std)
+  x = augment.to_float(images, mean, std)
+  if image_size:
+    # Last, on floats: bilinear weights sum to one, so resizing commutes
+    # with the per-channel standardisation, which then runs on the small
+    # images (1/49 of the pixels at 32 -> 224); augmentation stays in the
+    # data's own pixels, where it was tuned (crop padding 4 of 32).
+    x = jax.image.resize(x, (x.shape[0], image_size, image_size, x.shape[-1]),
+                         "bilinear")
+  return x
 
 
 def loss(outputs, batch, axis_name=None):
@@ -57,13 +67,27 @@ def loss(outputs, batch, axis_name=None):
 
 
 def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
-  """The task for `config.input`; `mean`/`std` standardise pixels if asked."""
+  """The task for `config.input`.
+
+  `mean`/`std` (the training images') standardise pixels if asked, unless
+  `input.standardize_stats` is 'imagenet', what converted ImageNet weights
+  expect (`convert_keras.keras_preprocess`).
+  """
+  stats = config.input.standardize_stats
+  if stats == "imagenet":
+    if len(mean) != len(augment.IMAGENET_MEAN):
+      raise ValueError("input.standardize_stats='imagenet' needs RGB images; "
+                       f"these have {len(mean)} channel(s).")
+    mean, std = augment.IMAGENET_MEAN, augment.IMAGENET_STD
+  elif stats != "data":
+    raise ValueError("input.standardize_stats must be 'data' or 'imagenet', "
+                     f"got {stats!r}.")
   if not config.input.standardize:
     mean = std = None
   inputs = functools.partial(
       image_inputs, mean=mean, std=std,
       crop_padding=config.input.augment.crop_padding,
-      flip=config.input.augment.flip)
+      flip=config.input.augment.flip, image_size=config.input.image_size)
   return Task(inputs=inputs, loss=loss)
 
 
