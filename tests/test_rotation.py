@@ -8,6 +8,8 @@ from ssl_jax import parallel
 from ssl_jax import rotation
 from ssl_jax.tasks import multitask
 
+import helpers
+
 
 def _images(n=8, size=5):
   """Distinct, asymmetric images: no rotation of one equals another's."""
@@ -67,3 +69,34 @@ def test_expanded_batch_stays_aligned_when_sharded():
       assert out["class_mask"].sum() == 4 and out["rotation_mask"].sum() == 32
     else:
       assert out["class_mask"].sum() == 4 and out["rotation_mask"].sum() == 8
+
+
+def test_flips_happen_before_rotations():
+  """After the whole input path, each row is rot90(x or fliplr(x), label).
+
+  Flipping after rotating would show 90 degrees as 270 of the mirror image:
+  the label would be wrong for half of the quarter turns.
+  """
+  config = helpers.load_config("multitask")
+  config.input.augment.crop_padding = 0
+  config.input.augment.flip = True
+  task = multitask.make(config, np.zeros(3, np.float32),
+                        np.ones(3, np.float32))
+  images = _images(16)
+  batch = {"image": images, "label": np.arange(16, dtype=np.int32)}
+  for mode in ("all", "random"):
+    @jax.jit
+    def model_input(b, rng, m=mode):
+      expand = task.expand.func(b, jax.random.fold_in(rng, 1), True,
+                                **{**task.expand.keywords, "mode": m})
+      return task.inputs(expand, rng, True), expand
+    x, out = jax.device_get(model_input(batch, jax.random.key(5)))
+    flipped = 0
+    for row in range(len(x)):
+      i, k = out["label"][row], out["rotation_label"][row]
+      rotations = [np.rot90(img, k) / 255.0
+                   for img in (images[i], images[i][:, ::-1])]
+      match = [np.allclose(x[row], r, atol=1e-6) for r in rotations]
+      assert any(match), (mode, row)
+      flipped += match[1] and not match[0]
+    assert 0 < flipped < len(x)  # Flips did happen, not to every row.

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssl_jax import augment
 from ssl_jax import input_pipeline
 from ssl_jax import rotation
 from ssl_jax.tasks import Setup
@@ -24,14 +25,20 @@ from ssl_jax.tasks import Task
 from ssl_jax.tasks import classification
 
 
-def expand(batch, rng, train, *, mode):
+def expand(batch, rng, train, *, mode, crop_padding=0, flip=False):
   """A batch of images -> the rotated examples the model sees, with targets.
 
-  mode 'all': every image at 0/90/180/270 degrees; the class loss takes the
-  labeled images at 0. mode 'random': one random rotation per image, plus an
-  unrotated copy for the class loss. Evaluation always uses 'all'.
+  Training images are augmented (crop, flip) first: flipping a rotated image
+  would turn its 90 degrees into 270. mode 'all': every image at
+  0/90/180/270 degrees; the class loss takes the labeled images at 0. mode
+  'random': one random rotation per image, plus an unrotated copy for the
+  class loss. Evaluation always uses 'all'.
   """
   images, labels = batch["image"], batch["label"]
+  if train:
+    augment_rng, rng = jax.random.split(rng)
+    if crop_padding or flip:
+      images = augment.augment(augment_rng, images, crop_padding, flip)
   ones = jnp.ones(labels.shape, jnp.float32)
   valid = batch.get("mask", ones)  # 0 on the padding of eval splits.
   labeled = batch.get("labeled", ones) * valid
@@ -78,12 +85,19 @@ def loss(outputs, batch, axis_name=None, *, class_weight, rotation_weight):
 
 
 def make(config, mean, std) -> Task:
-  image_task = classification.make(config, mean, std)
+  # Augmentation moves into `expand`, before the rotations; `inputs` only
+  # scales (and resizes).
+  scale_only = config.copy_and_resolve_references()
+  scale_only.input.augment.crop_padding = 0
+  scale_only.input.augment.flip = False
   return Task(
-      inputs=image_task.inputs,
+      inputs=classification.make(scale_only, mean, std).inputs,
       loss=functools.partial(loss, class_weight=config.loss.class_weight,
                              rotation_weight=config.loss.rotation_weight),
-      expand=functools.partial(expand, mode=config.input.rotation_mode))
+      expand=functools.partial(
+          expand, mode=config.input.rotation_mode,
+          crop_padding=config.input.augment.crop_padding,
+          flip=config.input.augment.flip))
 
 
 def setup(config, workdir, write: bool) -> Setup:
