@@ -88,7 +88,7 @@ def read(directory: str | pathlib.Path, step: int | None = None) -> Any:
   `directory` is a run's checkpoints/ directory, or one saved item (such as
   `convert_keras` writes).
   """
-  root = pathlib.Path(directory)
+  root = pathlib.Path(directory).absolute()  # Orbax reads no metadata of relative paths.
   if (root / "_CHECKPOINT_METADATA").exists() and step is None:
     return _read_item(root)
   steps = [int(p.name) for p in root.iterdir() if p.name.isdigit()] if (

@@ -1,4 +1,6 @@
 """Pretrain -> checkpoint -> fine-tune: exact restores, fresh heads, freezing."""
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -45,9 +47,10 @@ def test_finetune_restores_backbone_with_fresh_head_and_frozen_blocks(
   assert not np.array_equal(start["init"]["class_head"]["out"]["kernel"],
                             source["params"]["class_head"]["out"]["kernel"])
 
+  # A relative path, as users type it (Orbax needs absolute ones).
   config = helpers.tiny_config("finetune", "mode=frozen_blocks,blocks=2,quick",
                                num_epochs=1, steps_per_epoch=3,
-                               init_from=str(pretrain_dir))
+                               init_from=os.path.relpath(pretrain_dir))
   train.train_and_evaluate(config, tmp_path / "finetune")
   after = helpers.read_checkpoint(tmp_path / "finetune")["state"]["params"]
   assert int(helpers.read_checkpoint(tmp_path / "finetune")["state"][
