@@ -46,6 +46,8 @@ def _count(tree):
 
 
 def _keras_efficientnet(variant="b0", **kwargs):
+  """A Keras model with seeded random weights: the same on every run."""
+  keras.utils.set_random_seed(0)
   build = getattr(keras.applications, f"EfficientNet{variant.upper()}")
   return build(weights=None, **kwargs)
 
@@ -192,8 +194,8 @@ def test_logits_match_keras(official_b0, b0_logits_fn, raw_images):
   variables = convert_keras.keras_to_flax(keras_model)
   expected = _keras_numpy(keras_model, raw_images)  # Pre-softmax logits.
   logits = b0_logits_fn(variables, convert_keras.keras_preprocess(raw_images))
-  # Input dependent: the two images' logits differ.
-  assert np.abs(expected[0] - expected[1]).max() > 0.1
+  # Input dependent: the two images' logits differ by far more than TOL.
+  assert np.abs(expected[0] - expected[1]).max() > 100 * TOL
   np.testing.assert_allclose(logits, expected, atol=TOL, rtol=0)
 
 
