@@ -67,12 +67,7 @@ def _keras_to_flax(model):
   """Copies the Keras example's weights into MemNetKeras's variables."""
   get = lambda name: model.get_layer(name).get_weights()
   kernel, recurrent, bias = get("lstm")
-  lstm = {}
-  # Keras fuses the gates in order i, f, c, o; flax names them i, f, g, o.
-  for gate, k, r, b in zip("ifgo", *(np.split(w, 4, axis=-1)
-                                     for w in (kernel, recurrent, bias))):
-    lstm[f"i{gate}"] = {"kernel": k}
-    lstm[f"h{gate}"] = {"kernel": r, "bias": b}
+  lstm = {"kernel": kernel, "recurrent_kernel": recurrent, "bias": bias}
   dense_kernel, dense_bias = get("dense")
   return {"params": {
       "input_encoder_m": {"embedding": get("m")[0]},
@@ -85,14 +80,20 @@ def _keras_to_flax(model):
 @pytest.mark.parametrize("match_activation", ["softmax", "relu"])
 def test_keras_parity(match_activation):
   keras_probs, keras_logits = _keras_model(match_activation)
+  model = memnet.MemNetKeras(VOCAB, STORY, QUERY,
+                             match_activation=match_activation)
+  x = {"story": np.zeros((1, STORY), np.int32),
+       "query": np.zeros((1, QUERY), np.int32)}
+  # Same initial LSTM bias as Keras (1 on the forget gate).
+  np.testing.assert_array_equal(
+      model.init(jax.random.key(0), x)["params"]["lstm"]["bias"],
+      keras_probs.get_layer("lstm").get_weights()[2])
   rng = np.random.default_rng(0)
   # Large weights, so that a swapped gate or axis cannot hide in noise.
   for w in keras_probs.weights:
     w.assign(rng.normal(0., 0.5, w.shape).astype(np.float32))
   story = rng.integers(0, VOCAB, (8, STORY)).astype(np.int32)
   query = rng.integers(0, VOCAB, (8, QUERY)).astype(np.int32)
-  model = memnet.MemNetKeras(VOCAB, STORY, QUERY,
-                             match_activation=match_activation)
   x = {"story": story, "query": query}
   variables = _keras_to_flax(keras_probs)
   init = jax.eval_shape(model.init, jax.random.key(0), x)

@@ -11,6 +11,7 @@ import jax
 
 from ssl_jax import norms
 from ssl_jax.models import heads
+from ssl_jax.models import layers
 
 
 class CoreCNN(nn.Module):
@@ -26,6 +27,7 @@ class CoreCNN(nn.Module):
   norm_momentum: float = 0.9
   num_groups: int = 8
   axis_name: str | None = None
+  conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
@@ -35,10 +37,11 @@ class CoreCNN(nn.Module):
                             num_groups=self.num_groups)
     out = {}
     for i, (f, p) in enumerate(zip(self.features, self.pool_sizes)):
-      x = act(nn.Conv(f, (3, 3), padding="VALID", name=f"conv{i + 1}")(x))
+      x = act(layers.Conv(f, (3, 3), padding="VALID", name=f"conv{i + 1}",
+                          lowering=self.conv_lowering)(x))
       x = norm(name=f"norm{i + 1}")(x)
       # SAME: identical to VALID on 32x32, and 28x28 inputs keep a 1x1 map.
-      x = nn.max_pool(x, (p, p), strides=(p, p), padding="SAME")
+      x = layers.max_pool(x, p, self.conv_lowering)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
       out[f"block{i + 1}"] = x
     x = x.reshape(x.shape[0], -1)

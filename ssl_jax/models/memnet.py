@@ -15,6 +15,34 @@ def _keras_embed_init(key, shape, dtype=jnp.float32):
   return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
 
 
+class KerasLSTM(nn.Module):
+  """Keras's `LSTM(units)` (last output only), in Keras's parameter layout.
+
+  Gates are fused in Keras's order i, f, c, o, so weights copy over as they
+  are; initialization is Keras's too: glorot-uniform kernel, orthogonal
+  recurrent kernel, zero bias except 1 on the forget gate (unit_forget_bias),
+  which keeps the memory open early in training.
+  """
+  units: int
+
+  @nn.compact
+  def __call__(self, x):  # (B, T, F) -> (B, units)
+    u = self.units
+    kernel = self.param("kernel", nn.initializers.glorot_uniform(),
+                        (x.shape[-1], 4 * u))
+    recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(),
+                           (u, 4 * u))
+    bias = self.param("bias", lambda _, shape: jnp.zeros(shape).at[u:2 * u]
+                      .set(1.0), (4 * u,))
+    inputs = x @ kernel + bias  # All time steps at once; T is small.
+    h = c = jnp.zeros(x.shape[:1] + (u,), x.dtype)
+    for t in range(x.shape[1]):
+      i, f, g, o = jnp.split(inputs[:, t] + h @ recurrent, 4, axis=-1)
+      c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+      h = nn.sigmoid(o) * jnp.tanh(c)
+    return h
+
+
 class MemNetKeras(nn.Module):
   """The layer graph of the Keras example `babi_memnn`, layer for layer.
 
@@ -25,10 +53,7 @@ class MemNetKeras(nn.Module):
   Embeddings keep padding ids as ordinary words (Keras: mask_zero=False), and
   the LSTM reads the stories padded at the front as Keras does.
 
-  Parameters copy over from Keras one to one: Keras's fused LSTM kernel has gate
-  order i, f, c, o, which are flax's `i*`, `f*`, `g*`, `o*` (sigmoid gates,
-  tanh candidate, as in Keras). Initialization follows Keras except that the
-  forget-gate bias starts at 0, not 1 (Keras's unit_forget_bias).
+  Parameters copy over from Keras one to one, and initialize as Keras's do.
   """
   vocab_size: int
   story_maxlen: int
@@ -64,10 +89,7 @@ class MemNetKeras(nn.Module):
              else nn.relu(match))
     response = jnp.swapaxes(match + c, 1, 2)  # (B, Q, L)
     answer = jnp.concatenate([response, u], axis=-1)
-    cell = nn.OptimizedLSTMCell(
-        self.lstm_units, kernel_init=nn.initializers.glorot_uniform(),
-        name="lstm")
-    (_, h), _ = nn.RNN(cell, return_carry=True)(answer)
+    h = KerasLSTM(self.lstm_units, name="lstm")(answer)
     logits = nn.Dense(self.vocab_size, name="dense",
                       kernel_init=nn.initializers.glorot_uniform())(drop(h))
     return logits, {"attention": match, "pre_logits": h}

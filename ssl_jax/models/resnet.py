@@ -8,6 +8,7 @@ multiply-adds per image, ~5x the seeds' core CNN, with ~0.3 M parameters.
 Module names (`conv0`/`norm0` stem, `stage{i}_{j}` blocks) let a fine-tuning
 regex freeze the first stages.
 """
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -15,23 +16,26 @@ import jax
 
 from ssl_jax import norms
 from ssl_jax.models import heads
+from ssl_jax.models import layers
 
 
 class BasicBlock(nn.Module):
   features: int
   strides: int
   norm: callable
+  lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x):
-    y = nn.Conv(self.features, (3, 3), self.strides, use_bias=False,
-                name="conv1")(x)
+    conv = functools.partial(layers.Conv, use_bias=False,
+                             lowering=self.lowering)
+    s = (self.strides, self.strides)
+    y = conv(self.features, (3, 3), s, name="conv1")(x)
     y = nn.relu(self.norm(name="norm1")(y))
-    y = nn.Conv(self.features, (3, 3), use_bias=False, name="conv2")(y)
+    y = conv(self.features, (3, 3), name="conv2")(y)
     y = self.norm(name="norm2")(y)
     if x.shape != y.shape:  # Projection shortcut where the shape changes.
-      x = nn.Conv(self.features, (1, 1), self.strides, use_bias=False,
-                  name="shortcut_conv")(x)
+      x = conv(self.features, (1, 1), s, name="shortcut_conv")(x)
       x = self.norm(name="shortcut_norm")(x)
     return nn.relu(x + y)
 
@@ -47,18 +51,20 @@ class ResNet(nn.Module):
   norm_momentum: float = 0.9
   num_groups: int = 8
   axis_name: str | None = None
+  conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
     norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
                             momentum=self.norm_momentum,
                             num_groups=self.num_groups)
-    x = nn.Conv(self.stem_features, (3, 3), use_bias=False, name="conv0")(x)
+    x = layers.Conv(self.stem_features, (3, 3), use_bias=False, name="conv0",
+                    lowering=self.conv_lowering)(x)
     x = nn.relu(norm(name="norm0")(x))
     out = {"stem": x}
     for i, (f, n) in enumerate(zip(self.features, self.stage_sizes)):
       for j in range(n):
-        x = BasicBlock(f, 2 if j == 0 else 1, norm,
+        x = BasicBlock(f, 2 if j == 0 else 1, norm, self.conv_lowering,
                        name=f"stage{i + 1}_{j}")(x)
       out[f"block{i + 1}"] = x
     x = x.mean(axis=(1, 2))

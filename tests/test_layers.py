@@ -1,0 +1,78 @@
+"""im2col convolutions and reshape max-pooling against XLA's own ops."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssl_jax.models import get_model
+from ssl_jax.models import layers
+
+from helpers import assert_trees_close
+
+
+def _xla_conv(x, k, strides, padding):
+  return jax.lax.conv_general_dilated(
+      x, k, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("shape,kernel,strides,padding", [
+    ((2, 32, 32, 3), (3, 3), (1, 1), "VALID"),
+    ((2, 11, 9, 5), (3, 3), (1, 1), "SAME"),
+    ((2, 11, 10, 4), (3, 3), (2, 2), "SAME"),  # Odd size: TF's uneven pad.
+    ((2, 8, 8, 4), (1, 1), (2, 2), "SAME"),
+    ((2, 9, 9, 2), (5, 3), (2, 1), "VALID"),
+])
+def test_im2col_conv_matches_xla_conv_and_its_gradients(shape, kernel,
+                                                        strides, padding):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=shape).astype(np.float32)
+  k = rng.normal(size=kernel + (shape[-1], 6)).astype(np.float32)
+  ours = layers.im2col_conv(x, k, strides, padding)
+  ref = _xla_conv(x, k, strides, padding)
+  np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=1e-5)
+  loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k, strides, padding)))
+  assert_trees_close(jax.jit(jax.grad(loss(layers.im2col_conv), (0, 1)))(x, k),
+                     jax.grad(loss(_xla_conv), (0, 1))(x, k), atol=1e-3)
+
+
+@pytest.mark.parametrize("size,window", [(30, 3), (10, 2), (26, 3), (7, 2)])
+def test_max_pool_matches_nn_max_pool(size, window):
+  x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
+  ref = nn.max_pool(x, (window, window), (window, window), "SAME")
+  np.testing.assert_array_equal(layers.max_pool(x, window, "im2col"), ref)
+  np.testing.assert_array_equal(layers.max_pool(x, window, "xla"), ref)
+  # Without ties the gradient (a 1 at each window's maximum) is unique.
+  g = lambda lowering: jax.grad(
+      lambda x: jnp.sum(layers.max_pool(x, window, lowering) ** 2))(x)
+  np.testing.assert_allclose(g("im2col"), g("xla"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("core_cnn", {"num_classes": 10}),
+    ("resnet", {"num_classes": 10, "features": (8, 16, 16)}),
+])
+def test_models_are_the_same_under_both_lowerings(name, kwargs):
+  x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+  models = [get_model(name, conv_lowering=lowering, **kwargs)
+            for lowering in ("xla", "im2col")]
+  variables = models[0].init(jax.random.key(1), x, train=False)
+  assert jax.tree.map(jnp.shape, variables) == jax.tree.map(
+      jnp.shape, models[1].init(jax.random.key(1), x, train=False))
+
+  def grads(model):
+    def loss(params):
+      (logits, _), _ = model.apply(
+          {**variables, "params": params}, x, train=True,
+          mutable=["batch_stats"], rngs={"dropout": jax.random.key(2)})
+      return jnp.sum(jax.nn.log_softmax(logits)[:, 0])
+    return jax.jit(jax.value_and_grad(loss))(variables["params"])
+  # Float sums in another order (and max-pool ties split differently),
+  # amplified by BatchNorm on 4 images: 1e-3 of each array's scale.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(
+      a, b, atol=1e-3 * np.abs(b).max()), grads(models[1]), grads(models[0]))
+
+
+def test_unknown_lowering_is_an_error():
+  with pytest.raises(ValueError, match="lowering"):
+    layers.max_pool(jnp.zeros((1, 4, 4, 1)), 2, "fast")
