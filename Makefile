@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/quick
 
-.PHONY: install run test
+.PHONY: install run test bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py
@@ -20,3 +20,8 @@ run: install
 # Install, then the whole test suite (4 CPU devices forced by tests/conftest.py).
 test: install
 	$(PY) -m pytest -n 2 tests
+
+# Install, then our jitted steps against Keras's, side by side (~10 minutes;
+# writes runs/bench/bench.json and bench.md).
+bench: install
+	$(PY) experiments/bench.py --out=runs/bench

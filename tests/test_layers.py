@@ -76,3 +76,20 @@ def test_models_are_the_same_under_both_lowerings(name, kwargs):
 def test_unknown_lowering_is_an_error():
   with pytest.raises(ValueError, match="lowering"):
     layers.max_pool(jnp.zeros((1, 4, 4, 1)), 2, "fast")
+
+
+@pytest.mark.parametrize("size,kernel,strides,padding", [
+    (9, 3, 1, "SAME"), (10, 3, 2, ((0, 1), (0, 1))), (11, 5, 2, "SAME"),
+    (7, 5, 1, "VALID")])
+def test_depthwise_conv_matches_xla(size, kernel, strides, padding):
+  x = jax.random.normal(jax.random.key(0), (2, size, size, 6))
+  convs = [layers.Conv(6, (kernel, kernel), strides, padding,
+                       feature_group_count=6, lowering=lowering)
+           for lowering in ("xla", "im2col")]
+  variables = convs[0].init(jax.random.key(1), x)
+  assert variables["params"]["kernel"].shape == (kernel, kernel, 1, 6)
+  np.testing.assert_allclose(convs[1].apply(variables, x),
+                             convs[0].apply(variables, x), atol=1e-5)
+  grads = [jax.grad(lambda v: jnp.sum(jnp.sin(c.apply(v, x))))(variables)
+           for c in convs]
+  assert_trees_close(grads[1], grads[0], atol=1e-4)

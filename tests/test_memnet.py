@@ -10,6 +10,7 @@ import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from ssl_jax import keras_models
 from ssl_jax.data import babi
 from ssl_jax.models import get_model
 from ssl_jax.models import memnet
@@ -45,24 +46,6 @@ def models(batch):
           for name, model in models.items()}
 
 
-def _keras_model(match_activation):
-  """The Keras example's graph; returns (probabilities model, logits model)."""
-  import keras  # pylint: disable=g-import-not-at-top
-  from keras import layers  # pylint: disable=g-import-not-at-top
-  story = keras.Input((STORY,), dtype="int32")
-  query = keras.Input((QUERY,), dtype="int32")
-  m = layers.Dropout(0.3)(layers.Embedding(VOCAB, 64, name="m")(story))
-  c = layers.Dropout(0.3)(layers.Embedding(VOCAB, QUERY, name="c")(story))
-  u = layers.Dropout(0.3)(layers.Embedding(VOCAB, 64, name="u")(query))
-  match = layers.Activation(match_activation)(layers.dot([m, u], axes=(2, 2)))
-  response = layers.Permute((2, 1))(layers.add([match, c]))
-  answer = layers.LSTM(32, name="lstm")(layers.concatenate([response, u]))
-  logits = layers.Dense(VOCAB, name="dense")(layers.Dropout(0.3)(answer))
-  probs = layers.Activation("softmax")(logits)
-  return (keras.Model([story, query], probs),
-          keras.Model([story, query], logits))
-
-
 def _keras_to_flax(model):
   """Copies the Keras example's weights into MemNetKeras's variables."""
   get = lambda name: model.get_layer(name).get_weights()
@@ -79,7 +62,8 @@ def _keras_to_flax(model):
 
 @pytest.mark.parametrize("match_activation", ["softmax", "relu"])
 def test_keras_parity(match_activation):
-  keras_probs, keras_logits = _keras_model(match_activation)
+  keras_probs, keras_logits = keras_models.memnet(VOCAB, STORY, QUERY,
+                                                  match_activation)
   model = memnet.MemNetKeras(VOCAB, STORY, QUERY,
                              match_activation=match_activation)
   x = {"story": np.zeros((1, STORY), np.int32),

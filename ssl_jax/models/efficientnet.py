@@ -7,6 +7,7 @@ Keras model's input preprocessing (Rescaling + Normalization) is NOT part of
 this model: it takes already normalized NHWC float images, see
 `ssl_jax.convert_keras.keras_preprocess`.
 """
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ssl_jax import norms
+from ssl_jax.models import layers
 
 
 class Variant(NamedTuple):
@@ -104,35 +106,34 @@ class MBConv(nn.Module):
   drop_rate: float
   norm: Any  # Constructor from norms.norm_layer.
   dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, inputs, train: bool):
+    conv = functools.partial(layers.Conv, dtype=self.dtype,
+                             lowering=self.conv_lowering)
     filters = self.filters_in * self.expand_ratio
     x = inputs
     if self.expand_ratio != 1:
-      x = nn.Conv(filters, (1, 1), use_bias=False, dtype=self.dtype,
-                  name="expand_conv")(x)
+      x = conv(filters, (1, 1), use_bias=False, name="expand_conv")(x)
       x = nn.swish(self.norm(name="expand_bn")(x))
 
     k = self.kernel_size
     pad = (correct_pad(x.shape[1:3], k) if self.strides == 2 else "SAME")
-    x = nn.Conv(filters, (k, k), strides=self.strides, padding=pad,
-                feature_group_count=filters, use_bias=False, dtype=self.dtype,
-                name="dwconv")(x)
+    x = conv(filters, (k, k), strides=self.strides, padding=pad,
+             feature_group_count=filters, use_bias=False, name="dwconv")(x)
     x = nn.swish(self.norm(name="bn")(x))
 
     if 0 < self.se_ratio <= 1:
       # The bottleneck is a fraction of the block's *input* filters.
       filters_se = max(1, int(self.filters_in * self.se_ratio))
       se = jnp.mean(x, axis=(1, 2), keepdims=True)
-      se = nn.swish(nn.Conv(filters_se, (1, 1), dtype=self.dtype,
-                            name="se_reduce")(se))
-      se = nn.sigmoid(nn.Conv(filters, (1, 1), dtype=self.dtype,
-                              name="se_expand")(se))
+      se = nn.swish(conv(filters_se, (1, 1), name="se_reduce")(se))
+      se = nn.sigmoid(conv(filters, (1, 1), name="se_expand")(se))
       x = x * se
 
-    x = nn.Conv(self.filters_out, (1, 1), use_bias=False, dtype=self.dtype,
-                name="project_conv")(x)
+    x = conv(self.filters_out, (1, 1), use_bias=False,
+             name="project_conv")(x)
     x = self.norm(name="project_bn")(x)
     if self.strides == 1 and self.filters_in == self.filters_out:
       if self.drop_rate > 0:
@@ -175,6 +176,7 @@ class EfficientNet(nn.Module):
   num_groups: int = 8
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False):
@@ -196,11 +198,13 @@ class EfficientNet(nn.Module):
     norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
                             momentum=0.99, epsilon=1e-3,
                             num_groups=self.num_groups, dtype=self.dtype)
+    conv = functools.partial(layers.Conv, dtype=self.dtype,
+                             lowering=self.conv_lowering)
     out = {}
 
-    x = nn.Conv(filters(32), (3, 3), strides=2,
-                padding=correct_pad(x.shape[1:3], 3), use_bias=False,
-                dtype=self.dtype, name="stem_conv")(x)
+    x = conv(filters(32), (3, 3), strides=2,
+             padding=correct_pad(x.shape[1:3], 3), use_bias=False,
+             name="stem_conv")(x)
     x = nn.swish(norm(name="stem_bn")(x))
     out["stem"] = x
 
@@ -213,12 +217,12 @@ class EfficientNet(nn.Module):
         x = MBConv(f_in if j == 0 else f_out, f_out, s.kernel_size,
                    s.strides if j == 0 else 1, s.expand_ratio, s.se_ratio,
                    self.drop_connect_rate * b / total, norm, self.dtype,
+                   self.conv_lowering,
                    name=f"block{i + 1}{chr(j + 97)}")(x, train)
         b += 1
       out[f"stage{i + 1}"] = x
 
-    x = nn.Conv(filters(1280), (1, 1), use_bias=False, dtype=self.dtype,
-                name="top_conv")(x)
+    x = conv(filters(1280), (1, 1), use_bias=False, name="top_conv")(x)
     x = nn.swish(norm(name="top_bn")(x))
     max_pool = self.pooling == "max" and not self.include_top
     pooled = (jnp.max if max_pool else jnp.mean)(x, axis=(1, 2))

@@ -2,9 +2,9 @@
 rotation pretraining + fine-tuning, (C) the two-head loss-weight sweep, and
 the utility U(n) of self-supervision for several label budgets.
 
-  python experiments/ssl.py --out=runs/ssl --parts=A,B     # 3 seeds each
-  python experiments/ssl.py --out=runs/ssl --parts=C       # weight sweep
-  python experiments/ssl.py --out=runs/ssl --parts=utility --budgets=200,500,1000,2000,5000
+  python experiments/self_supervision.py --out=runs/ssl --parts=A,B     # 3 seeds each
+  python experiments/self_supervision.py --out=runs/ssl --parts=C       # weight sweep
+  python experiments/self_supervision.py --out=runs/ssl --parts=utility --budgets=200,500,1000,2000,5000
 
 Every run is an ordinary, resumable workdir under --out (rerunning skips
 finished ones); tables (.md, .json) and plots (.png) land in --out.
@@ -37,6 +37,10 @@ _BUDGETS = flags.DEFINE_list("budgets", "200,500,1000,2000,5000",
                              "Label budgets n of U(n) (multiples of 10).")
 _UTILITY_MODE = flags.DEFINE_string("utility_mode", "frozen_blocks",
                                     "Fine-tuning mode used for a_ft(n).")
+_BACKBONE = flags.DEFINE_enum(
+    "backbone", "core_cnn", ["core_cnn", "resnet"],
+    "Backbone of (B) and (C); (A) is the seeds' core CNN, plus the same "
+    "backbone from scratch when it is another.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
 
 QUICK = {"input.max_test_examples": 200, "input.eval_batch_size": 100,
@@ -62,22 +66,42 @@ def supervised(seed: int, labels: int = 200) -> dict:
               {"seed": seed, "input.labels_per_class": labels // 10})
 
 
+def _backbone() -> tuple[str, str]:
+  """(config argument, workdir name part) of the --backbone."""
+  if _BACKBONE.value == "core_cnn":
+    return "", ""
+  return f"backbone={_BACKBONE.value}", f"_{_BACKBONE.value}"
+
+
+def scratch(seed: int, labels: int = 200) -> dict:
+  """(A) with the --backbone: the fine-tuning config without init_from."""
+  arg, name = _backbone()
+  return _run(f"configs/finetune.py:mode=full,{arg}",
+              f"supervised{name}_n{labels}_s{seed}",
+              {"seed": seed, "input.labels_per_class": labels // 10,
+               "optimizer.learning_rate": 1e-3})
+
+
 def pretrain(seed: int) -> dict:
-  return _run("configs/rotation.py", f"rotation_s{seed}",
+  arg, name = _backbone()
+  return _run(f"configs/rotation.py:{arg}", f"rotation{name}_s{seed}",
               {"seed": seed, "num_epochs": _PRETRAIN_EPOCHS.value})
 
 
 def finetune(seed: int, mode: str, labels: int = 200) -> dict:
-  init = pathlib.Path(_OUT.value) / f"rotation_s{seed}"
-  return _run(f"configs/finetune.py:mode={mode}",
-              f"finetune_{mode}_n{labels}_s{seed}",
+  arg, name = _backbone()
+  init = pathlib.Path(_OUT.value) / f"rotation{name}_s{seed}"
+  return _run(f"configs/finetune.py:mode={mode},{arg}",
+              f"finetune_{mode}{name}_n{labels}_s{seed}",
               {"seed": seed, "input.labels_per_class": labels // 10,
                "init_from": str(init)})
 
 
 def multitask(seed: int, weights: str) -> dict:
   cls, rot = map(float, weights.split(":"))
-  return _run("configs/multitask.py", f"multitask_{cls:g}to{rot:g}_s{seed}",
+  arg, name = _backbone()
+  return _run(f"configs/multitask.py:{arg}",
+              f"multitask{name}_{cls:g}to{rot:g}_s{seed}",
               {"seed": seed, "loss.class_weight": cls,
                "loss.rotation_weight": rot,
                "num_epochs": _MULTITASK_EPOCHS.value})
@@ -109,6 +133,9 @@ def _save(fig, name: str):
 
 def run_ab(seeds: list[int]) -> list[dict]:
   rows = [_summary("(A) supervised", [supervised(s) for s in seeds])]
+  if _BACKBONE.value != "core_cnn":
+    rows.append(_summary(f"(A) supervised, {_BACKBONE.value}",
+                         [scratch(s) for s in seeds]))
   pretrained = [pretrain(s) for s in seeds]
   rows.append(_summary("(B) rotation pretraining, online linear probe",
                        pretrained))

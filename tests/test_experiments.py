@@ -1,0 +1,60 @@
+"""Each experiment command's quick variant runs end to end and writes its
+tables (the full runs are recorded in experiments/README.md)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+
+def _run(script, tmp_path, *flags, timeout=600):
+  result = subprocess.run(
+      [sys.executable, f"experiments/{script}", "--quick",
+       f"--out={tmp_path}", *flags], cwd=ROOT, capture_output=True,
+      text=True, timeout=timeout)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def test_bench(tmp_path):
+  _run("bench.py", tmp_path, "--repeats=1")
+  report = json.loads((tmp_path / "bench.json").read_text())
+  assert report["machine"]["cores"] >= 1 and report["machine"]["matmul_gflops"] > 0
+  rows = {r["workload"]: r for r in report["rows"]}
+  assert set(rows) == {"core_cnn_b128", "core_cnn_b32", "memnet",
+                       "efficientnet_b0", "rotation_epoch"}
+  for r in rows.values():
+    assert r["ours_examples_per_s"] > 0 and r["keras_examples_per_s"] > 0
+    assert r["ratio"] == pytest.approx(
+        r["ours_examples_per_s"] / r["keras_examples_per_s"], rel=0.02)
+  table = (tmp_path / "bench.md").read_text()
+  assert table.count("\n| ") == 2 + len(rows) and "GFLOP/s" in table
+
+
+def test_self_supervision(tmp_path):
+  _run("self_supervision.py", tmp_path, "--parts=A,B,C,utility", "--seeds=0",
+       "--modes=full", "--weights=1:1", "--budgets=200,500")
+  ab = json.loads((tmp_path / "ab.json").read_text())
+  assert [r["method"] for r in ab] == [
+      "(A) supervised", "(B) rotation pretraining, online linear probe",
+      "(B) fine-tune: full"]
+  assert len(json.loads((tmp_path / "multitask.json").read_text())) == 1
+  utility = json.loads((tmp_path / "utility.json").read_text())
+  assert [r["n"] for r in utility] == [200, 500]
+  for name in ("ab", "multitask", "utility"):
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+def test_norms(tmp_path):
+  _run("norms.py", tmp_path, "--labels=200", "--norms=batch,none")
+  rows = json.loads((tmp_path / "norms.json").read_text())
+  assert [r["norm"] for r in rows] == ["batch", "none"]
+
+
+def test_babi(tmp_path):
+  _run("babi.py", tmp_path, "--models=memnet_keras,memn2n")
+  rows = json.loads((tmp_path / "babi.json").read_text())
+  assert {(r["task"], r["model"]) for r in rows} >= {
+      (1, "memnet_keras"), (1, "memn2n")}
