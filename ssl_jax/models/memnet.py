@@ -10,9 +10,6 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 
-def _keras_embed_init(key, shape, dtype=jnp.float32):
-  # Keras Embedding's default initializer: uniform(-0.05, 0.05).
-  return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
 
 
 class KerasLSTM(nn.Module):
@@ -62,6 +59,8 @@ class MemNetKeras(nn.Module):
   lstm_units: int = 32
   dropout_rate: float = 0.3
   match_activation: str = "softmax"  # Or "relu", the example's variant.
+  # Embeddings start uniform in +-embed_init_scale (Keras: 0.05).
+  embed_init_scale: float = 0.05
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -77,9 +76,12 @@ class MemNetKeras(nn.Module):
                        f"{query.shape}.")
     drop = nn.Dropout(self.dropout_rate, deterministic=not train)
 
+    init = lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+        key, shape, dtype, -self.embed_init_scale, self.embed_init_scale)
+
     def embed(ids, features, name):
       return drop(nn.Embed(self.vocab_size, features, name=name,
-                           embedding_init=_keras_embed_init)(ids))
+                           embedding_init=init)(ids))
 
     m = embed(story, self.embed_dim, "input_encoder_m")  # (B, L, D)
     c = embed(story, self.query_maxlen, "input_encoder_c")  # (B, L, Q)
