@@ -34,8 +34,10 @@ def test_bench(tmp_path):
 
 
 def test_self_supervision(tmp_path):
+  # utility_mode=full reuses (B)'s n=200 fine-tuning run.
   _run("self_supervision.py", tmp_path, "--parts=A,B,C,utility", "--seeds=0",
-       "--modes=full", "--weights=1:1", "--budgets=200,500")
+       "--modes=full", "--weights=1:1", "--budgets=200,500",
+       "--utility_mode=full")
   ab = json.loads((tmp_path / "ab.json").read_text())
   assert [r["method"] for r in ab] == [
       "(A) supervised", "(B) rotation pretraining, online linear probe",
