@@ -251,6 +251,7 @@ def workloads(quick: bool) -> dict:
   """name -> (builder, target name, description)."""
   steps = 2 if quick else 40
   unlabeled, source = _cifar_or_random(256 if quick else 49_800)
+  b0_batch, b0_size = (2, 64) if quick else (32, 224)
   return {
       "core_cnn_b128": (lambda: core_cnn(128, steps // 2 or 1), "core_cnn",
                         "two-head core CNN train step, 32x32x3, batch 128"),
@@ -259,9 +260,9 @@ def workloads(quick: bool) -> dict:
       "memnet": (lambda: memnet(32, steps * 5), "memnet",
                  "memnet_keras train step, bAbI task 1 shapes, batch 32"),
       "efficientnet_b0": (
-          lambda: efficientnet_b0(32 if not quick else 2, 1 if quick else 3,
-                                  64 if quick else 224), "efficientnet_b0",
-          "EfficientNet-B0 inference, 224x224, batch 32"),
+          lambda: efficientnet_b0(b0_batch, 1 if quick else 3, b0_size),
+          "efficientnet_b0",
+          f"EfficientNet-B0 inference, {b0_size}x{b0_size}, batch {b0_batch}"),
       "rotation_epoch": (
           lambda: rotation_epoch(unlabeled, _ROTATION_BATCH.value),
           "rotation_epoch",
