@@ -10,8 +10,6 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 
-
-
 class KerasLSTM(nn.Module):
   """Keras's `LSTM(units)` (last output only), in Keras's parameter layout.
 
