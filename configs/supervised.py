@@ -28,6 +28,14 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.input.augment = ml_collections.ConfigDict()
   c.input.augment.crop_padding = 4  # Random crop after zero padding; 0 = off.
   c.input.augment.flip = True  # Random horizontal flips.
+  c.input.drop_classes = ()  # Classes thinned out of the labeled set,
+  c.input.drop_fraction = 0.0  # each losing this fraction (seeded).
+  c.input.rebalance = False  # Add augmented copies until classes are equal.
+  c.input.rebalance_augment = ml_collections.ConfigDict()  # For the copies:
+  c.input.rebalance_augment.max_degrees = 30.0  # rotation in [-30, 30],
+  c.input.rebalance_augment.max_shift = 0.2  # shifts up to 20% of the side,
+  c.input.rebalance_augment.brightness = (0.85, 1.15)  # brightness factor,
+  c.input.rebalance_augment.zoom = (0.85, 1.15)  # and zoom factor ranges.
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "core_cnn"  # A name from ssl_jax.models.

@@ -31,7 +31,11 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
   Splits: 'train' (the labeled examples), 'test', 'val' when
   `config.input.val_size > 0`, and with `unlabeled` the pool of the other
   training examples. Eval splits ('test', 'val') are padded to a multiple of
-  `eval_batch_size`, with 'mask' 0 on the padding.
+  `eval_batch_size`, with 'mask' 0 on the padding. With
+  `input.drop_fraction`, that fraction of each of `input.drop_classes` is
+  removed from 'train'; with `input.rebalance`, copies of the smaller
+  classes are appended until all are equal, flagged by 'copy' = 1 for the
+  task to augment.
   """
   cfg = config.input
   ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source)
@@ -41,10 +45,17 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
   pick = lambda idx: {"image": ds.train_images[idx],
                       "label": ds.train_labels[idx]}
   n_test = cfg.max_test_examples or len(ds.test_labels)
-  data = {"train": pick(split["labeled"]),
+  labeled = split["labeled"]
+  if cfg.drop_fraction:
+    labeled = labeled[splits.imbalanced_subset(
+        ds.train_labels[labeled], cfg.drop_classes, cfg.drop_fraction,
+        config.seed)]
+  data = {"train": pick(labeled),
           "test": pad_eval({"image": ds.test_images[:n_test],
                         "label": ds.test_labels[:n_test]},
                        cfg.eval_batch_size)}
+  if cfg.rebalance:
+    data["train"] = rebalanced(data["train"], config.seed)
   if cfg.val_size:
     data["val"] = pad_eval(pick(split["val"]), cfg.eval_batch_size)
   if unlabeled:
@@ -55,6 +66,15 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
   info = DataInfo(ds.num_classes, ds.class_names, ds.image_shape,
                   mean.astype(np.float32), std.astype(np.float32))
   return data, info
+
+
+def rebalanced(arrays: dict, seed: int) -> dict:
+  """`arrays` plus copies of the smaller classes' examples, flagged 'copy'."""
+  extra = splits.oversampling_indices(arrays["label"], seed)
+  out = {k: np.concatenate([v, v[extra]]) for k, v in arrays.items()}
+  out["copy"] = np.repeat(np.array([0, 1], np.uint8),
+                          [len(arrays["label"]), len(extra)])
+  return out
 
 
 def pad_eval(arrays: dict, multiple: int) -> dict:

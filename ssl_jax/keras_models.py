@@ -8,20 +8,27 @@ from typing import Sequence
 
 def core_cnn(heads: Sequence[int] = (10, 4), features=(32, 64, 128),
              pool_sizes=(3, 2, 2), dense: int = 1024,
-             dropout_rate: float = 0.3, input_shape=(32, 32, 3)):
-  """The seeds' core CNN (SEEDS.md section 3) with one logits output per head.
+             dropout_rate: float = 0.3, input_shape=(32, 32, 3),
+             pool_types=(), convs_per_block: int = 1, kernel_size: int = 3,
+             padding: str = "valid"):
+  """The seeds' CNN family (SEEDS.md sections 3-4), one logits output per head.
 
-  The same graph as `MultiHead(backbone='core_cnn')` with
-  `head_dropout_rate=dropout_rate`: Conv-ReLU-BN-MaxPool-Dropout blocks,
-  Dense-ReLU-BN, dropout, then a Dense head per entry of `heads`.
+  The same graph as `MultiHead(backbone='core_cnn')` with the same fields
+  and `head_dropout_rate=dropout_rate`: blocks of (Conv-ReLU-BN) x
+  convs_per_block, a max or average pool, dropout; Dense-ReLU-BN, dropout,
+  then a Dense head per entry of `heads`.
   """
   import keras  # pylint: disable=g-import-not-at-top
   from keras import layers  # pylint: disable=g-import-not-at-top
+  pooling = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}
   x = inputs = keras.Input(input_shape)
-  for f, p in zip(features, pool_sizes):
-    x = layers.Conv2D(f, 3, activation="relu")(x)
-    x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
-    x = layers.MaxPooling2D(p, padding="same")(x)
+  for f, p, kind in zip(features, pool_sizes,
+                        pool_types or ("max",) * len(features)):
+    for _ in range(convs_per_block):
+      x = layers.Conv2D(f, kernel_size, padding=padding.lower(),
+                        activation="relu")(x)
+      x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
+    x = pooling[kind](p, padding="same")(x)
     x = layers.Dropout(dropout_rate)(x)
   x = layers.Dense(dense, activation="relu")(layers.Flatten()(x))
   x = layers.Dropout(dropout_rate)(

@@ -2,14 +2,30 @@
 over give the same outputs), so the benchmark compares like with like."""
 import jax
 import numpy as np
+import pytest
 
 from ssl_jax import keras_models
 from ssl_jax.models import get_model
 
 
-def test_keras_core_cnn_matches_multihead():
+# The seeds' core CNN; their full-data baseline (configs/cnn.py); a searched
+# variant with average pools; the 7x7 ablation.
+FAMILY = [
+    {},
+    {"pool_sizes": (2, 2, 2), "convs_per_block": 2, "padding": "SAME",
+     "dense": 128},
+    {"features": (32, 64, 96, 128), "pool_sizes": (2, 2, 2, 2),
+     "pool_types": ("avg", "max", "avg", "max"), "padding": "SAME",
+     "dense": 64},
+    {"pool_sizes": (2, 2, 2), "kernel_size": 7, "padding": "SAME",
+     "dense": 128},
+]
+
+
+@pytest.mark.parametrize("fields", FAMILY)
+def test_keras_cnn_family_matches_multihead(fields):
   import keras  # pylint: disable=g-import-not-at-top
-  km = keras_models.core_cnn(heads=(10, 4))
+  km = keras_models.core_cnn(heads=(10, 4), **fields)
   rng = np.random.default_rng(0)
   for w in km.weights:
     # Positive variances; weights large enough that a swapped layer shows.
@@ -21,10 +37,15 @@ def test_keras_core_cnn_matches_multihead():
   norms = kinds(keras.layers.BatchNormalization)
   dense, class_head, rotation_head = kinds(keras.layers.Dense)
   params, stats = {}, {}
-  for i, layer in enumerate(convs):
+  per_block = fields.get("convs_per_block", 1)
+  suffixes = [f"{i // per_block + 1}" + (f"_{i % per_block + 1}"
+                                         if i % per_block else "")
+              for i in range(len(convs))]
+  for suffix, layer in zip(suffixes, convs):
     kernel, bias = layer.get_weights()
-    params[f"conv{i + 1}"] = {"kernel": kernel, "bias": bias}
-  for name, layer in zip(["norm1", "norm2", "norm3", "norm_dense"], norms):
+    params[f"conv{suffix}"] = {"kernel": kernel, "bias": bias}
+  for name, layer in zip([f"norm{s}" for s in suffixes] + ["norm_dense"],
+                         norms):
     scale, bias, mean, var = layer.get_weights()
     params[name] = {"scale": scale, "bias": bias}
     stats[name] = {"mean": mean, "var": var}
@@ -35,7 +56,7 @@ def test_keras_core_cnn_matches_multihead():
                           "rotation_head": head(rotation_head)},
                "batch_stats": {"backbone": stats}}
   model = get_model("multihead", num_classes=10, rotation_head=True,
-                    head_dropout_rate=0.3, backbone_config={})
+                    head_dropout_rate=0.3, backbone_config=fields)
   x = rng.random((4, 32, 32, 3)).astype(np.float32)
   init = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
   assert jax.tree.map(np.shape, variables) == jax.tree.map(np.shape, init)

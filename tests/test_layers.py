@@ -36,16 +36,34 @@ def test_im2col_conv_matches_xla_conv_and_its_gradients(shape, kernel,
                      jax.grad(loss(_xla_conv), (0, 1))(x, k), atol=1e-3)
 
 
+def _numpy_pool(x, window, kind):
+  """Reference: each output pixel reduces the in-image part of its window."""
+  b, h, w, c = x.shape
+  # SAME padding: the total padding splits with the extra pixel at the end.
+  top = (-(-h // window) * window - h) // 2
+  left = (-(-w // window) * window - w) // 2
+  out = np.zeros((b, -(-h // window), -(-w // window), c), x.dtype)
+  reduce = np.max if kind == "max" else np.mean
+  for i in range(out.shape[1]):
+    for j in range(out.shape[2]):
+      r0, c0 = i * window - top, j * window - left
+      patch = x[:, max(r0, 0):r0 + window, max(c0, 0):c0 + window]
+      out[:, i, j] = reduce(patch, axis=(1, 2))
+  return out
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("size,window", [(30, 3), (10, 2), (26, 3), (7, 2)])
-def test_max_pool_matches_nn_max_pool(size, window):
+def test_pool_matches_numpy_under_both_lowerings(size, window, kind):
   x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
-  ref = nn.max_pool(x, (window, window), (window, window), "SAME")
-  np.testing.assert_array_equal(layers.max_pool(x, window, "im2col"), ref)
-  np.testing.assert_array_equal(layers.max_pool(x, window, "xla"), ref)
-  # Without ties the gradient (a 1 at each window's maximum) is unique.
+  ref = _numpy_pool(np.asarray(x), window, kind)
+  for lowering in ("im2col", "xla"):
+    np.testing.assert_allclose(layers.pool(x, window, kind, lowering), ref,
+                               rtol=1e-6, atol=1e-6)
+  # Without ties the max gradient (a 1 at each window's maximum) is unique.
   g = lambda lowering: jax.grad(
-      lambda x: jnp.sum(layers.max_pool(x, window, lowering) ** 2))(x)
-  np.testing.assert_allclose(g("im2col"), g("xla"), rtol=1e-6)
+      lambda x: jnp.sum(layers.pool(x, window, kind, lowering) ** 2))(x)
+  np.testing.assert_allclose(g("im2col"), g("xla"), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,kwargs", [
@@ -75,7 +93,7 @@ def test_models_are_the_same_under_both_lowerings(name, kwargs):
 
 def test_unknown_lowering_is_an_error():
   with pytest.raises(ValueError, match="lowering"):
-    layers.max_pool(jnp.zeros((1, 4, 4, 1)), 2, "fast")
+    layers.pool(jnp.zeros((1, 4, 4, 1)), 2, "max", "fast")
 
 
 @pytest.mark.parametrize("size,kernel,strides,padding", [

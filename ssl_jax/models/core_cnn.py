@@ -1,8 +1,10 @@
-"""The seeds' "core" CNN (SEEDS.md section 3) with a configurable head.
+"""The seeds' CNNs (SEEDS.md sections 3-4): a configurable family.
 
-Conv-ReLU-Norm-MaxPool-Dropout blocks with 'valid' convolutions, then
-Dense-ReLU-Norm-Dropout. With the defaults it is the seeds' 230,336-parameter
-network (counting BatchNorm's running statistics, as Keras does).
+Blocks of (Conv-ReLU-Norm) x convs_per_block, then a max or average pool and
+dropout; then Dense-ReLU-Norm-Dropout and a head. With the defaults it is the
+seeds' 230,336-parameter "core" network (counting BatchNorm's running
+statistics, as Keras does); configs/cnn.py is their full-data baseline (two
+'same' 3x3 convs per block) and the search space of their random search.
 """
 from typing import Sequence
 
@@ -19,6 +21,10 @@ class CoreCNN(nn.Module):
   num_classes: int = 0
   features: Sequence[int] = (32, 64, 128)
   pool_sizes: Sequence[int] = (3, 2, 2)
+  pool_types: Sequence[str] = ()  # 'max' or 'avg' per block; () = all max.
+  convs_per_block: int = 1
+  kernel_size: int = 3
+  padding: str = "VALID"
   dense: int = 1024
   head_hidden: Sequence[int] = ()
   activation: str = "relu"
@@ -35,13 +41,23 @@ class CoreCNN(nn.Module):
     norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
                             momentum=self.norm_momentum,
                             num_groups=self.num_groups)
+    pool_types = self.pool_types or ("max",) * len(self.features)
+    if not len(self.features) == len(self.pool_sizes) == len(pool_types):
+      raise ValueError(
+          f"features {tuple(self.features)}, pool_sizes "
+          f"{tuple(self.pool_sizes)} and pool_types {tuple(pool_types)} need "
+          "one entry per block.")
     out = {}
-    for i, (f, p) in enumerate(zip(self.features, self.pool_sizes)):
-      x = act(layers.Conv(f, (3, 3), padding="VALID", name=f"conv{i + 1}",
-                          lowering=self.conv_lowering)(x))
-      x = norm(name=f"norm{i + 1}")(x)
+    for i, (f, p, kind) in enumerate(zip(self.features, self.pool_sizes,
+                                         pool_types)):
+      for j in range(self.convs_per_block):
+        suffix = f"{i + 1}" + (f"_{j + 1}" if j else "")
+        x = act(layers.Conv(f, (self.kernel_size,) * 2, padding=self.padding,
+                            name=f"conv{suffix}",
+                            lowering=self.conv_lowering)(x))
+        x = norm(name=f"norm{suffix}")(x)
       # SAME: identical to VALID on 32x32, and 28x28 inputs keep a 1x1 map.
-      x = layers.max_pool(x, p, self.conv_lowering)
+      x = layers.pool(x, p, kind, self.conv_lowering)
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
       out[f"block{i + 1}"] = x
     x = x.reshape(x.shape[0], -1)

@@ -112,13 +112,26 @@ class Conv(nn.Module):
     return y
 
 
-def max_pool(x: jax.Array, window: int, lowering: str = "auto") -> jax.Array:
-  """Max pool with stride = window and 'SAME' padding, NHWC."""
+def pool(x: jax.Array, window: int, kind: str = "max",
+         lowering: str = "auto") -> jax.Array:
+  """Max or average pool, stride = window, 'SAME' padding, NHWC.
+
+  Padding never counts: an average is over the window's real pixels, as in
+  Keras's AveragePooling2D(padding='same').
+  """
+  if kind not in ("max", "avg"):
+    raise ValueError(f"Unknown pooling {kind!r}; expected 'max' or 'avg'.")
+  size = (window, window)
   if not use_im2col(lowering):
-    return nn.max_pool(x, (window, window), (window, window), "SAME")
+    if kind == "max":
+      return nn.max_pool(x, size, size, "SAME")
+    return nn.avg_pool(x, size, size, "SAME", count_include_pad=False)
   _, h, w, _ = x.shape
-  x = jnp.pad(x, ((0, 0), _same_pads(h, window, window),
-                  _same_pads(w, window, window), (0, 0)),
-              constant_values=-jnp.inf)
-  b, h, w, c = x.shape
-  return x.reshape(b, h // window, window, w // window, window, c).max((2, 4))
+  pads = ((0, 0), _same_pads(h, window, window), _same_pads(w, window, window),
+          (0, 0))
+  windows = lambda a: a.reshape(a.shape[0], a.shape[1] // window, window,
+                                a.shape[2] // window, window, a.shape[3])
+  if kind == "max":
+    return windows(jnp.pad(x, pads, constant_values=-jnp.inf)).max((2, 4))
+  count = windows(jnp.pad(jnp.ones((1, h, w, 1), x.dtype), pads)).sum((2, 4))
+  return windows(jnp.pad(x, pads)).sum((2, 4)) / count

@@ -37,10 +37,18 @@ def masked_cross_entropy(logits, labels, mask, axis_name=None):
 
 
 def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip,
-                 image_size):
+                 image_size, copy_augment=None):
   """uint8 images -> standardised floats, augmented when training, resized
-  bilinearly to image_size x image_size if image_size > 0."""
+  bilinearly to image_size x image_size if image_size > 0.
+
+  Examples flagged batch['copy'] (rebalancing copies) are first warped by
+  `augment.random_affine(**copy_augment)`, so no copy repeats its original.
+  """
   images = batch["image"]
+  if train and "copy" in batch:
+    rng, warp_rng = jax.random.split(rng)
+    warped = augment.random_affine(warp_rng, images, **copy_augment)
+    images = jnp.where(batch["copy"][:, None, None, None] > 0, warped, images)
   if train and (crop_padding or flip):
     images = augment.augment(rng, images, crop_padding, flip)
   x = augment.to_float(images, mean, std)
@@ -87,8 +95,16 @@ def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
   inputs = functools.partial(
       image_inputs, mean=mean, std=std,
       crop_padding=config.input.augment.crop_padding,
-      flip=config.input.augment.flip, image_size=config.input.image_size)
+      flip=config.input.augment.flip, image_size=config.input.image_size,
+      copy_augment=_copy_augment(config.input.rebalance_augment))
   return Task(inputs=inputs, loss=loss)
+
+
+def _copy_augment(cfg) -> dict:
+  """config.input.rebalance_augment -> augment.random_affine's arguments."""
+  return {"max_degrees": cfg.max_degrees, "max_shift": cfg.max_shift,
+          "brightness_range": tuple(cfg.brightness),
+          "zoom_range": tuple(cfg.zoom)}
 
 
 def class_reports(task: Task, data: dict, class_names, batch_size: int):
