@@ -38,7 +38,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.features = (32, 64, 128)  # Filters per block.
   c.model.convs_per_block = 2  # Two 3x3 convs per block.
   c.model.padding = "SAME"  # Keeps 32 -> 16 -> 8 -> 4 through the pools.
-  c.model.pool_sizes = (2, 2, 2)  # Max-pool window (= stride) per block.
+  c.model.pool_sizes = (2, 2, 2)  # Pool window (= stride) per block.
+  c.model.pool_types = ("max", "max", "max")  # 'max' or 'avg' per block.
+  c.model.kernel_size = 3  # Conv kernel side.
   c.model.dense = 128  # The seeds' Dense 128.
   c.model.dropout_rate = 0.25  # After every block and the dense layer.
 

@@ -18,7 +18,9 @@ def main_command(config: str, workdir, overrides: dict) -> list[str]:
   args = [sys.executable, "-m", "ssl_jax.main", f"--config={config}",
           f"--workdir={workdir}"]
   for k, v in overrides.items():
-    v = ",".join(map(str, v)) if isinstance(v, (tuple, list)) else v
+    if isinstance(v, (tuple, list)):  # A literal config_flags parses.
+      v = "(" + "".join(f"{json.dumps(x) if isinstance(x, str) else x}, "
+                        for x in v) + ")"
     args.append(f"--config.{k}={v}")
   return args
 

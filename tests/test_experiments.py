@@ -60,3 +60,34 @@ def test_babi(tmp_path):
   rows = json.loads((tmp_path / "babi.json").read_text())
   assert {(r["task"], r["model"]) for r in rows} >= {
       (1, "memnet_keras"), (1, "memn2n")}
+
+
+def test_search(tmp_path):
+  _run("search.py", tmp_path, "--trials=2")
+  rows = json.loads((tmp_path / "leaderboard.json").read_text())
+  assert [r["trial"] for r in rows] != [] and len(rows) == 2
+  assert rows[0]["val_accuracy"] >= rows[1]["val_accuracy"]
+  best = json.loads((tmp_path / "best.json").read_text())
+  ran = json.loads((tmp_path / f"trial_{best['trial']:03d}" / "config.json")
+                   .read_text())
+  assert tuple(ran["model"]["features"]) == tuple(
+      best["overrides"]["model.features"])
+  assert ran["model"]["pool_types"] == best["overrides"]["model.pool_types"]
+  assert "--config=configs/cnn.py " in best["rerun"]
+
+
+def test_ablations(tmp_path):
+  _run("ablations.py", tmp_path, "--only=conv7x7")
+  ran = json.loads((tmp_path / "conv7x7" / "config.json").read_text())
+  assert (ran["model"]["kernel_size"], ran["model"]["convs_per_block"]) == (7, 1)
+  assert "one 7x7 conv" in (tmp_path / "ablations.md").read_text()
+
+
+def test_imbalance(tmp_path):
+  _run("imbalance.py", tmp_path, "--rows=rebalance")
+  row, = json.loads((tmp_path / "imbalance.json").read_text())
+  report = json.loads((tmp_path / "rebalance" /
+                       "test_classification_report.json").read_text())
+  assert row["cat recall"] == report["cat"]["recall"]
+  ran = json.loads((tmp_path / "rebalance" / "config.json").read_text())
+  assert ran["input"]["rebalance"] and ran["input"]["drop_fraction"] == 0.9
