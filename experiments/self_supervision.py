@@ -46,15 +46,19 @@ _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
 QUICK = {"input.max_test_examples": 200, "input.eval_batch_size": 100,
          "input.batch_size": 16, "steps_per_epoch": 2, "num_epochs": 1}
 TINY_CNN = {"model.features": (8, 16, 16), "model.dense": 32}
-TINY_BACKBONE = {"model.backbone_config.features": (8, 16, 16),
-                 "model.backbone_config.dense": 32,
-                 "input.unlabeled_batch_size": 16}
+TINY_BACKBONE = {  # By --backbone: each has its own fields.
+    "core_cnn": {"model.backbone_config.features": (8, 16, 16),
+                 "model.backbone_config.dense": 32},
+    "resnet": {"model.backbone_config.features": (8, 16, 16),
+               "model.backbone_config.stem_features": 8},
+}
 
 
 def _run(config: str, name: str, overrides: dict) -> dict:
   quick = {}
   if _QUICK.value:
-    tiny = TINY_CNN if "supervised" in config else TINY_BACKBONE
+    tiny = TINY_CNN if "supervised" in config else {
+        **TINY_BACKBONE[_BACKBONE.value], "input.unlabeled_batch_size": 16}
     quick = {**QUICK, **tiny}
     config += ("," if ":" in config else ":") + "quick"
   return experiment.run(config, pathlib.Path(_OUT.value) / name,
