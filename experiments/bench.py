@@ -114,10 +114,30 @@ class OurTrainLoop:
 
   def flops_per_step(self) -> float:
     batch = self.runner.take(self.data, self.table, 0)
-    cost = self.runner.train.lower(self.state, batch,
-                                   self.rng).compile().cost_analysis()
-    return float((cost[0] if isinstance(cost, (list, tuple)) else cost)
-                 ["flops"])
+    return _flops(self.runner.train.lower(self.state, batch, self.rng))
+
+
+class OurInference:
+  """`steps` jitted forward passes (inference mode) over device batches."""
+
+  def __init__(self, model, variables, batches):
+    self.apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])
+    self.variables, self.batches = variables, batches
+    self.steps = len(batches)
+
+  def __call__(self):
+    for batch in self.batches:
+      out = self.apply(self.variables, batch)
+    out.block_until_ready()
+
+  def flops_per_step(self) -> float:
+    return _flops(self.apply.lower(self.variables, self.batches[0]))
+
+
+def _flops(lowered) -> float:
+  """XLA's FLOP count of a lowered jitted call."""
+  cost = lowered.compile().cost_analysis()
+  return float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
 
 
 def _images(n: int, size: int = 32) -> np.ndarray:
@@ -181,17 +201,9 @@ def efficientnet_b0(batch_size: int, batches: int, size: int):
   model = get_model("efficientnet", variant="b0")
   variables = jax.jit(functools.partial(model.init, train=False))(
       jax.random.key(0), x[:1])
-  apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])
-  xs = [jnp.asarray(x[i * batch_size:(i + 1) * batch_size])
-        for i in range(batches)]
-
-  def ours():
-    for batch in xs:
-      out = apply(variables, batch)
-    out.block_until_ready()
-  ours.steps = batches
-  ours.flops_per_step = lambda: float(
-      apply.lower(variables, xs[0]).compile().cost_analysis()["flops"])
+  ours = OurInference(model, variables,
+                      [jnp.asarray(x[i * batch_size:(i + 1) * batch_size])
+                       for i in range(batches)])
   km = keras.applications.EfficientNetB0(weights=None,
                                          input_shape=(size, size, 3))
   keras_fn = lambda: km.predict(x, batch_size=batch_size, verbose=0)
