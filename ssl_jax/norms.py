@@ -224,3 +224,17 @@ def norm_layer(kind: str, *, train: bool, axis_name: str | None = None,
   if kind not in constructors:
     raise ValueError(f'Unknown norm kind {kind!r}; known kinds: {KINDS}.')
   return constructors[kind]
+
+
+class NormedModel(nn.Module):
+  """Base of the convolutional models: their shared normalization fields."""
+  norm: str = "batch"  # A kind of `norm_layer`.
+  norm_momentum: float = 0.9  # BatchNorm running-statistics momentum.
+  num_groups: int = 8  # GroupNorm groups.
+  axis_name: str | None = None  # pmap axis for BatchNorm statistics.
+  conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
+
+  def norm_layer(self, train: bool, kind: str | None = None):
+    """`norm_layer` for this model's fields (`kind` replaces `self.norm`)."""
+    return norm_layer(kind or self.norm, train=train, axis_name=self.axis_name,
+                      momentum=self.norm_momentum, num_groups=self.num_groups)

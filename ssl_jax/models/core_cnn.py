@@ -16,7 +16,7 @@ from ssl_jax.models import heads
 from ssl_jax.models import layers
 
 
-class CoreCNN(nn.Module):
+class CoreCNN(norms.NormedModel):
   """Backbone + head; `num_classes=0` returns the features instead of logits."""
   num_classes: int = 0
   features: Sequence[int] = (32, 64, 128)
@@ -29,18 +29,11 @@ class CoreCNN(nn.Module):
   head_hidden: Sequence[int] = ()
   activation: str = "relu"
   dropout_rate: float = 0.3
-  norm: str = "batch"
-  norm_momentum: float = 0.9
-  num_groups: int = 8
-  axis_name: str | None = None
-  conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
     act = getattr(nn, self.activation)
-    norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
-                            momentum=self.norm_momentum,
-                            num_groups=self.num_groups)
+    norm = self.norm_layer(train)
     pool_types = self.pool_types or ("max",) * len(self.features)
     if not len(self.features) == len(self.pool_sizes) == len(pool_types):
       raise ValueError(
@@ -65,9 +58,7 @@ class CoreCNN(nn.Module):
       x = act(nn.Dense(self.dense, name="dense")(x))
       # A vector has no spatial axes: its instance norm is its layer norm.
       kind = "layer" if self.norm == "instance" else self.norm
-      x = norms.norm_layer(kind, train=train, axis_name=self.axis_name,
-                           momentum=self.norm_momentum,
-                           num_groups=self.num_groups)(name="norm_dense")(x)
+      x = self.norm_layer(train, kind)(name="norm_dense")(x)
     out["pre_logits"] = x
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     if not self.num_classes:

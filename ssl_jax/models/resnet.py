@@ -40,24 +40,17 @@ class BasicBlock(nn.Module):
     return nn.relu(x + y)
 
 
-class ResNet(nn.Module):
+class ResNet(norms.NormedModel):
   """Backbone + head; `num_classes=0` returns the pooled features instead."""
   num_classes: int = 0
   stem_features: int = 32
   features: Sequence[int] = (32, 64, 128)  # Channels of each stage.
   stage_sizes: Sequence[int] = (1, 1, 1)  # Residual blocks per stage.
   dropout_rate: float = 0.0  # Before the head.
-  norm: str = "batch"
-  norm_momentum: float = 0.9
-  num_groups: int = 8
-  axis_name: str | None = None
-  conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
-    norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
-                            momentum=self.norm_momentum,
-                            num_groups=self.num_groups)
+    norm = self.norm_layer(train)
     x = layers.Conv(self.stem_features, (3, 3), use_bias=False, name="conv0",
                     lowering=self.conv_lowering)(x)
     x = nn.relu(norm(name="norm0")(x))
