@@ -50,7 +50,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.early_stopping.patience = 5  # Epochs without a better val accuracy.
 
   if "quick" in args:  # On top of supervised.py's quick settings.
-    c.input.val_size = 500
+    c.input.val_size = 200
+    c.input.max_test_examples = 200
+    c.input.eval_batch_size = 100
     c.input.batch_size = 32
     c.num_epochs = 2
     c.steps_per_epoch = 10

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ssl_jax import augment
+from ssl_jax import input_pipeline
 from ssl_jax.data import cifar10
 from ssl_jax.data import fashion_mnist
 from ssl_jax.data import image_datasets
@@ -123,3 +124,14 @@ def test_crop_and_flip_against_numpy():
   is_same = [np.array_equal(f, i) for f, i in zip(flipped, images)]
   assert all(a or b for a, b in zip(is_flip, is_same))
   assert 0 < sum(is_flip) < 16
+
+
+def test_channel_stats_match_numpy():
+  images = np.random.default_rng(0).integers(0, 256, (50, 7, 5, 3), np.uint8)
+  images[..., 2] //= 4  # Channels with different statistics.
+  mean, std = input_pipeline.channel_stats(images)
+  pixels = images.reshape(-1, 3) / 255.0
+  np.testing.assert_allclose(mean, pixels.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(std, pixels.std(0), rtol=1e-6)
+  with pytest.raises(TypeError, match="uint8"):
+    input_pipeline.channel_stats(images.astype(np.float32))

