@@ -86,6 +86,9 @@ class Runner:
       self.eval = jax.pmap(functools.partial(eval_step, axis_name=AXIS),
                            axis_name=AXIS)
       split = lambda x: x.reshape((self.num_devices, -1) + x.shape[1:])
+      # One program for the whole tree rather than an eager slice per leaf.
+      self._first_copy = jax.jit(
+          lambda tree: jax.tree.map(lambda x: x[0], tree), out_shardings=repl)
 
     @functools.partial(jax.jit, out_shardings=shard)
     def take(data, indices, i):
@@ -109,8 +112,7 @@ class Runner:
     """pmap's per-device copies -> one replicated copy (the jit layout)."""
     if self.mode == "jit":
       return tree
-    return jax.device_put(jax.tree.map(lambda x: x[0], tree),
-                          replicated(self.mesh))
+    return self._first_copy(tree)
 
   def zero_metrics(self, state, data, batch_size: int, rng):
     """Replicated zeros shaped like one train step's metrics."""
