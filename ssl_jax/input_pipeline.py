@@ -55,6 +55,10 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
                         "label": ds.test_labels[:n_test]},
                        cfg.eval_batch_size)}
   if cfg.rebalance:
+    if unlabeled:  # Its tasks read no 'copy' flag: the copies would repeat.
+      raise ValueError("input.rebalance is for supervised classification "
+                       f"runs; task {config.task!r} also trains on unlabeled "
+                       "images.")
     data["train"] = rebalanced(data["train"], config.seed)
   if cfg.val_size:
     data["val"] = pad_eval(pick(split["val"]), cfg.eval_batch_size)

@@ -1,8 +1,14 @@
-"""The seeds' class-imbalance set and the oversampling that rebalances it."""
+"""The seeds' class-imbalance set, the oversampling that rebalances it, and
+both wired into the input pipeline and the jitted inputs."""
+import jax
 import numpy as np
 import pytest
 
+from ssl_jax import input_pipeline
 from ssl_jax.data import splits
+from ssl_jax.tasks import classification
+
+import helpers
 
 
 def _cifar_like_labels():
@@ -71,14 +77,12 @@ def test_oversampling_remainder_is_spread_and_seeded():
 
 
 def _cnn_config(arg):
-  from tests import helpers  # pylint: disable=g-import-not-at-top
   config = helpers.load_config("cnn", arg)
   config.input.data_dir = str(helpers.CIFAR_DIR)
   return config
 
 
 def test_load_drops_cats_and_dogs_then_rebalances(tmp_path):
-  from ssl_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   full, _ = input_pipeline.load(_cnn_config("quick"), tmp_path / "a", False)
   counts = np.bincount(full["train"]["label"], minlength=10)
   expected = counts.copy()
@@ -109,8 +113,6 @@ def test_load_drops_cats_and_dogs_then_rebalances(tmp_path):
 
 
 def test_only_the_copies_are_warped_under_jit():
-  import jax  # pylint: disable=g-import-not-at-top
-  from ssl_jax.tasks import classification  # pylint: disable=g-import-not-at-top
   config = _cnn_config("quick,rebalance")
   config.input.augment.crop_padding = 0
   config.input.augment.flip = False
@@ -128,3 +130,11 @@ def test_only_the_copies_are_warped_under_jit():
   identity.max_degrees, identity.max_shift = 0.0, 0.0
   identity.brightness, identity.zoom = (1.0, 1.0), (1.0, 1.0)
   np.testing.assert_allclose(inputs(config), plain, atol=1e-5)
+
+
+def test_rebalance_with_unlabeled_images_is_an_error(tmp_path):
+  config = helpers.load_config("multitask", "quick")
+  config.input.data_dir = str(helpers.CIFAR_DIR)
+  config.input.rebalance = True
+  with pytest.raises(ValueError, match="input.rebalance.*multitask"):
+    input_pipeline.load(config, tmp_path, False, unlabeled=True)
