@@ -181,16 +181,18 @@ def run_c(seeds: list[int], reference: list[dict]):
 
 def run_utility(seed: int):
   budgets = [int(n) for n in _BUDGETS.value]
-  scratch = [supervised(seed, n)["test_accuracy"] for n in budgets]
+  # From scratch with the same network as the fine-tuned one.
+  from_scratch = supervised if _BACKBONE.value == "core_cnn" else scratch
+  base = [from_scratch(seed, n)["test_accuracy"] for n in budgets]
   pretrain(seed)
   ssl = [finetune(seed, _UTILITY_MODE.value, n)["test_accuracy"]
          for n in budgets]
-  u = utility.utility(budgets, scratch, ssl)
+  u = utility.utility(budgets, base, ssl)
   rows = [{"n": n, "scratch_accuracy": a, "ssl_accuracy": b, "utility": f"{x:.3f}"}
-          for n, a, b, x in zip(budgets, scratch, ssl, u)]
+          for n, a, b, x in zip(budgets, base, ssl, u)]
   _table("utility", rows, ["n", "scratch_accuracy", "ssl_accuracy", "utility"])
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-  ax1.plot(budgets, scratch, "o-", label="from scratch a(n)")
+  ax1.plot(budgets, base, "o-", label="from scratch a(n)")
   ax1.plot(budgets, ssl, "s-", label=f"rotation + {_UTILITY_MODE.value} "
            "a_ft(n)")
   ax1.set(xscale="log", xlabel="labels n", ylabel="test accuracy")

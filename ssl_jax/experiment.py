@@ -6,6 +6,7 @@ row of a table can be reproduced alone.
 """
 import json
 import pathlib
+import shlex
 import subprocess
 import sys
 import time
@@ -26,18 +27,29 @@ def main_command(config: str, workdir, overrides: dict) -> list[str]:
 
 
 def run(config: str, workdir: pathlib.Path, overrides: dict) -> dict:
-  """Trains (or resumes) one run; returns its last record plus wall time."""
+  """Trains (or resumes) one run; returns its last record plus wall time.
+
+  A run that this function saw finish with the same command is not started
+  again (workdir/done holds that command; delete it to force a rerun).
+  """
   args = main_command(config, workdir, overrides)
-  logging.info("Running: %s", " ".join(args))
-  start = time.time()
-  log = pathlib.Path(workdir).with_suffix(".log")
-  log.parent.mkdir(parents=True, exist_ok=True)
-  with log.open("a") as f:
-    subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, check=True)
+  workdir = pathlib.Path(workdir)
+  done, wall = workdir / "done", workdir / "wall_time_s"
+  if not (done.exists() and done.read_text() == shlex.join(args[1:])):
+    logging.info("Running: %s", " ".join(args))
+    start = time.time()
+    log = workdir.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+      subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, check=True)
+    summary = workdir / "summary.txt"  # Written after the last epoch only.
+    if not summary.exists() or summary.stat().st_mtime < start:
+      raise RuntimeError(f"{workdir} stopped before its last epoch (SIGTERM?);"
+                         f" rerun to resume it. Log: {log}")
+    if not wall.exists():  # First completion: keep the time of the real run.
+      wall.write_text(f"{time.time() - start:.0f}")
+    done.write_text(shlex.join(args[1:]))
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
-  wall = pathlib.Path(workdir) / "wall_time_s"
-  if not wall.exists():  # First completion: keep the time of the real run.
-    wall.write_text(f"{time.time() - start:.0f}")
   return {**records[-1], "wall_time_s": int(wall.read_text()),
           "best_test_accuracy": max(r["test_accuracy"] for r in records)}
 
