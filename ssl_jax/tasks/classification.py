@@ -74,8 +74,9 @@ def loss(outputs, batch, axis_name=None):
   return masked_cross_entropy(logits, batch["label"], mask, axis_name)
 
 
-def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
-  """The task for `config.input`.
+def make_inputs(config, mean: np.ndarray, std: np.ndarray, augment_images=True):
+  """`image_inputs` for `config.input`; crops and flips only if
+  `augment_images` (a task may augment elsewhere, before its own transforms).
 
   `mean`/`std` (the training images') standardise pixels if asked, unless
   `input.standardize_stats` is 'imagenet', what converted ImageNet weights
@@ -92,12 +93,16 @@ def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
                      f"got {stats!r}.")
   if not config.input.standardize:
     mean = std = None
-  inputs = functools.partial(
+  crops = config.input.augment
+  return functools.partial(
       image_inputs, mean=mean, std=std,
-      crop_padding=config.input.augment.crop_padding,
-      flip=config.input.augment.flip, image_size=config.input.image_size,
+      crop_padding=crops.crop_padding if augment_images else 0,
+      flip=crops.flip and augment_images, image_size=config.input.image_size,
       copy_augment=_copy_augment(config.input.rebalance_augment))
-  return Task(inputs=inputs, loss=loss)
+
+
+def make(config, mean: np.ndarray, std: np.ndarray) -> Task:
+  return Task(inputs=make_inputs(config, mean, std), loss=loss)
 
 
 def _copy_augment(cfg) -> dict:

@@ -87,11 +87,9 @@ def loss(outputs, batch, axis_name=None, *, class_weight, rotation_weight):
 def make(config, mean, std) -> Task:
   # Augmentation moves into `expand`, before the rotations; `inputs` only
   # scales (and resizes).
-  scale_only = config.copy_and_resolve_references()
-  scale_only.input.augment.crop_padding = 0
-  scale_only.input.augment.flip = False
   return Task(
-      inputs=classification.make(scale_only, mean, std).inputs,
+      inputs=classification.make_inputs(config, mean, std,
+                                        augment_images=False),
       loss=functools.partial(loss, class_weight=config.loss.class_weight,
                              rotation_weight=config.loss.rotation_weight),
       expand=functools.partial(
