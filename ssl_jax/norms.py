@@ -230,11 +230,13 @@ class NormedModel(nn.Module):
   """Base of the convolutional models: their shared normalization fields."""
   norm: str = "batch"  # A kind of `norm_layer`.
   norm_momentum: float = 0.9  # BatchNorm running-statistics momentum.
+  norm_epsilon: float = 1e-5  # Added to the variance of every kind.
   num_groups: int = 8  # GroupNorm groups.
   axis_name: str | None = None  # pmap axis for BatchNorm statistics.
   conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
 
-  def norm_layer(self, train: bool, kind: str | None = None):
+  def norm_layer(self, train: bool, kind: str | None = None, dtype=None):
     """`norm_layer` for this model's fields (`kind` replaces `self.norm`)."""
     return norm_layer(kind or self.norm, train=train, axis_name=self.axis_name,
-                      momentum=self.norm_momentum, num_groups=self.num_groups)
+                      momentum=self.norm_momentum, epsilon=self.norm_epsilon,
+                      num_groups=self.num_groups, dtype=dtype)

@@ -144,7 +144,7 @@ class MBConv(nn.Module):
     return x
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(norms.NormedModel):
   """EfficientNet; compound scaling from `variant` unless overridden.
 
   Attributes:
@@ -160,7 +160,9 @@ class EfficientNet(nn.Module):
     include_top: add dropout + Dense(num_classes) and return logits.
     pooling: 'avg' | 'max' | None (return the final feature map; only
       without top, which, as in Keras, always average-pools).
-    norm, num_groups, axis_name: see `ssl_jax.norms.norm_layer`.
+    norm, norm_momentum, norm_epsilon, num_groups, axis_name,
+      conv_lowering: see `ssl_jax.norms.NormedModel` (Keras's BatchNorm
+      defaults here: momentum 0.99, epsilon 1e-3).
     dtype: computation dtype (parameters stay float32).
   """
   variant: str = "b0"
@@ -172,11 +174,9 @@ class EfficientNet(nn.Module):
   depth_divisor: int = 8
   include_top: bool = True
   pooling: str | None = "avg"
-  norm: str = "batch"
-  num_groups: int = 8
-  axis_name: str | None = None
+  norm_momentum: float = 0.99
+  norm_epsilon: float = 1e-3
   dtype: Any = jnp.float32
-  conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False):
@@ -195,9 +195,7 @@ class EfficientNet(nn.Module):
     depth = pick(self.depth_coefficient, v.depth)
     dropout = pick(self.dropout_rate, v.dropout)
     filters = lambda f: round_filters(f, width, self.depth_divisor)
-    norm = norms.norm_layer(self.norm, train=train, axis_name=self.axis_name,
-                            momentum=0.99, epsilon=1e-3,
-                            num_groups=self.num_groups, dtype=self.dtype)
+    norm = self.norm_layer(train, dtype=self.dtype)
     conv = functools.partial(layers.Conv, dtype=self.dtype,
                              lowering=self.conv_lowering)
     out = {}
