@@ -11,10 +11,14 @@ import numpy as np
 NUM_ROTATIONS = 4
 
 
-def _all_four(images: jax.Array) -> jax.Array:
-  """(B, H, W, C) -> (B, 4, H, W, C): each image at 0, 90, 180, 270 degrees."""
+def _check_square(images: jax.Array):
   if images.shape[1] != images.shape[2]:
     raise ValueError(f"Rotation needs square images, got {images.shape[1:3]}.")
+
+
+def _all_four(images: jax.Array) -> jax.Array:
+  """(B, H, W, C) -> (B, 4, H, W, C): each image at 0, 90, 180, 270 degrees."""
+  _check_square(images)
   return jnp.stack([jnp.rot90(images, k, axes=(1, 2))
                     for k in range(NUM_ROTATIONS)], axis=1)
 
@@ -37,9 +41,8 @@ def rotate(images: jax.Array, k: jax.Array) -> jax.Array:
   One gather of each image's pixels through the permutation of its k, so
   no image is built in the three rotations it does not use.
   """
+  _check_square(images)
   b, h, w, c = images.shape
-  if h != w:
-    raise ValueError(f"Rotation needs square images, got {(h, w)}.")
   pixels = np.arange(h * w).reshape(h, w)
   source = np.stack([np.rot90(pixels, r).reshape(-1)
                      for r in range(NUM_ROTATIONS)])  # (4, H*W)

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
+import pytest
 
 from ssl_jax import parallel
 from ssl_jax import rotation
@@ -37,6 +38,14 @@ def test_each_label_turns_the_image_as_np_rot90():
   turned = np.asarray(jax.jit(rotation.rotate)(images, k))
   for i in range(len(images)):
     np.testing.assert_array_equal(turned[i], np.rot90(images[i], k[i]))
+
+
+def test_non_square_images_are_refused():
+  wide = np.zeros((2, 4, 6, 3), np.uint8)
+  for fn in (rotation.all_rotations,
+             lambda x: rotation.rotate(x, np.zeros(2, np.int32))):
+    with pytest.raises(ValueError, match=r"square images, got \(4, 6\)"):
+      fn(wide)
 
 
 def test_random_rotations_match_their_labels():

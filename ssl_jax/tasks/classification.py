@@ -93,11 +93,11 @@ def make_inputs(config, mean: np.ndarray, std: np.ndarray, augment_images=True):
                      f"got {stats!r}.")
   if not config.input.standardize:
     mean = std = None
-  crops = config.input.augment
+  aug = config.input.augment
   return functools.partial(
       image_inputs, mean=mean, std=std,
-      crop_padding=crops.crop_padding if augment_images else 0,
-      flip=crops.flip and augment_images, image_size=config.input.image_size,
+      crop_padding=aug.crop_padding if augment_images else 0,
+      flip=aug.flip and augment_images, image_size=config.input.image_size,
       copy_augment=_copy_augment(config.input.rebalance_augment))
 
 
