@@ -27,14 +27,14 @@ def main_command(config: str, workdir, overrides: dict) -> list[str]:
 
 
 def run(config: str, workdir: pathlib.Path, overrides: dict) -> dict:
-  """Trains (or resumes) one run; returns its last record plus wall time.
+  """Trains (or resumes) one run; returns its last record.
 
   A run that this function saw finish with the same command is not started
   again (workdir/done holds that command; delete it to force a rerun).
   """
   args = main_command(config, workdir, overrides)
   workdir = pathlib.Path(workdir)
-  done, wall = workdir / "done", workdir / "wall_time_s"
+  done = workdir / "done"
   if not (done.exists() and done.read_text() == shlex.join(args[1:])):
     logging.info("Running: %s", " ".join(args))
     start = time.time()
@@ -46,12 +46,13 @@ def run(config: str, workdir: pathlib.Path, overrides: dict) -> dict:
     if not summary.exists() or summary.stat().st_mtime < start:
       raise RuntimeError(f"{workdir} stopped before its last epoch (SIGTERM?);"
                          f" rerun to resume it. Log: {log}")
-    if not wall.exists():  # First completion: keep the time of the real run.
-      wall.write_text(f"{time.time() - start:.0f}")
     done.write_text(shlex.join(args[1:]))
   records = [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
-  return {**records[-1], "wall_time_s": int(wall.read_text()),
-          "best_test_accuracy": max(r["test_accuracy"] for r in records)}
+  last = records[-1]
+  if "wall_time_s" not in last:  # Logged before records carried it.
+    last["wall_time_s"] = int((workdir / "wall_time_s").read_text())
+  return {**last, "best_test_accuracy": max(r["test_accuracy"]
+                                            for r in records)}
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

@@ -1,7 +1,8 @@
 """What a run writes and prints: metrics.jsonl, TensorBoard, progress, curves.
 
-Only process 0 writes files. Metric records are flat dicts with `epoch` and
-`step`; keys are `{split}_{metric}` (train_loss, test_accuracy, ...).
+Only process 0 writes files. Metric records are flat dicts with `epoch`,
+`step`, `wall_time_s` (since the run began, resumes included) and
+`{split}_{metric}` keys (train_loss, test_accuracy, ...).
 """
 import json
 import logging as py_logging

@@ -3,6 +3,7 @@ import functools
 import json
 import pathlib
 import signal
+import time
 from typing import Any
 
 from absl import logging
@@ -139,6 +140,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
   Returns the last epoch's metrics record.
   """
+  start = time.perf_counter()
   workdir = pathlib.Path(workdir)
   is_main = jax.process_index() == 0
   if is_main:
@@ -198,6 +200,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     logging.info("Backbone initialised from %s.", config.init_from)
   step = int(state.step)
   log = reporting.MetricsLog(workdir, is_main, resume_step=step)
+  # A resumed run counts on from its last record: wall_time_s is the time of
+  # the whole run (the unsaved part of an interrupted epoch is not counted).
+  earlier = log.history[-1].get("wall_time_s", 0) if log.history else 0
   progress = reporting.Progress(total_steps, step, batch_size)
   preemption = _Preemption()
   dev_state = runner.to_device_layout(state)
@@ -242,6 +247,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         record.update(reporting.reduce_metrics(
             evaluate(runner, dev_state, data[s],
                      config.input.eval_batch_size), s))
+      record["wall_time_s"] = round(earlier + time.perf_counter() - start)
       logging.info("epoch %d: %s", epoch + 1, json.dumps(record))
       log.add(record)
       sums = zero_sums

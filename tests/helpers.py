@@ -54,6 +54,10 @@ def run_main(workdir, overrides: dict, env=None, timeout=300, **kwargs):
                         capture_output=True, text=True, **kwargs)
 
 
+def untimed(record: dict) -> dict:
+  """A metrics record without its wall time, which no two runs share."""
+  return {k: v for k, v in record.items() if k != "wall_time_s"}
+
 
 def read_checkpoint(workdir, step=None):
   from ssl_jax import checkpointing  # pylint: disable=g-import-not-at-top

@@ -24,7 +24,7 @@ class FakeMain:
     workdir.mkdir(parents=True, exist_ok=True)
     accuracy = 0.1 * len(self.launches)
     with (workdir / "metrics.jsonl").open("a") as f:
-      f.write(json.dumps({"epoch": len(self.launches),
+      f.write(json.dumps({"epoch": len(self.launches), "wall_time_s": 60,
                           "test_accuracy": accuracy}) + "\n")
     if self.finish:
       (workdir / "summary.txt").write_text("done\n")
@@ -57,3 +57,14 @@ def test_interrupted_run_is_an_error_and_resumes(tmp_path, fake):
   result = experiment.run("configs/cnn.py", tmp_path / "b", {})
   assert len(fake.launches) == 2 and result["epoch"] == 2
   assert result["best_test_accuracy"] == pytest.approx(0.2)
+  assert result["wall_time_s"] == 60  # The run's own count, not run()'s.
+
+
+def test_run_logged_without_wall_times_reads_the_old_file(tmp_path, fake):
+  experiment.run("configs/cnn.py", tmp_path / "c", {})
+  lines = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
+  old = {k: v for k, v in json.loads(lines[-1]).items() if k != "wall_time_s"}
+  (tmp_path / "c" / "metrics.jsonl").write_text(json.dumps(old) + "\n")
+  (tmp_path / "c" / "wall_time_s").write_text("123")
+  assert experiment.run("configs/cnn.py", tmp_path / "c", {})[
+      "wall_time_s"] == 123
