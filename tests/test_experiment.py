@@ -8,6 +8,8 @@ import pytest
 
 from ssl_jax import experiment
 
+import helpers
+
 
 class FakeMain:
   """Records each launch; `finish=False` acts like a run stopped by SIGTERM."""
@@ -63,7 +65,7 @@ def test_interrupted_run_is_an_error_and_resumes(tmp_path, fake):
 def test_run_logged_without_wall_times_reads_the_old_file(tmp_path, fake):
   experiment.run("configs/cnn.py", tmp_path / "c", {})
   lines = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
-  old = {k: v for k, v in json.loads(lines[-1]).items() if k != "wall_time_s"}
+  old = helpers.untimed(json.loads(lines[-1]))
   (tmp_path / "c" / "metrics.jsonl").write_text(json.dumps(old) + "\n")
   (tmp_path / "c" / "wall_time_s").write_text("123")
   assert experiment.run("configs/cnn.py", tmp_path / "c", {})[
