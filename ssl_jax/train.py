@@ -202,7 +202,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   log = reporting.MetricsLog(workdir, is_main, resume_step=step)
   # A resumed run counts on from its last record: wall_time_s is the time of
   # the whole run (the unsaved part of an interrupted epoch is not counted).
-  earlier = log.history[-1].get("wall_time_s", 0) if log.history else 0
+  earlier = log.history[-1]["wall_time_s"] if log.history else 0
   progress = reporting.Progress(total_steps, step, batch_size)
   preemption = _Preemption()
   dev_state = runner.to_device_layout(state)

@@ -8,8 +8,6 @@ import pytest
 
 from ssl_jax import experiment
 
-import helpers
-
 
 class FakeMain:
   """Records each launch; `finish=False` acts like a run stopped by SIGTERM."""
@@ -60,13 +58,3 @@ def test_interrupted_run_is_an_error_and_resumes(tmp_path, fake):
   assert len(fake.launches) == 2 and result["epoch"] == 2
   assert result["best_test_accuracy"] == pytest.approx(0.2)
   assert result["wall_time_s"] == 60  # The run's own count, not run()'s.
-
-
-def test_run_logged_without_wall_times_reads_the_old_file(tmp_path, fake):
-  experiment.run("configs/cnn.py", tmp_path / "c", {})
-  lines = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
-  old = helpers.untimed(json.loads(lines[-1]))
-  (tmp_path / "c" / "metrics.jsonl").write_text(json.dumps(old) + "\n")
-  (tmp_path / "c" / "wall_time_s").write_text("123")
-  assert experiment.run("configs/cnn.py", tmp_path / "c", {})[
-      "wall_time_s"] == 123
