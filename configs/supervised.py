@@ -54,7 +54,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.optimizer.schedule = "cosine"  # 'constant' or 'cosine' decay to 0.
   c.optimizer.warmup_steps = 0  # Linear warmup steps.
   c.optimizer.weight_decay = 5e-4  # L2 (decoupled for adamw).
-  c.optimizer.momentum = 0.9  # For 'momentum'.
+  c.optimizer.momentum = 0.9  # For 'momentum' (Nesterov).
   c.optimizer.grad_clip_norm = 0.0  # Global-norm clipping; 0 = off.
 
   c.num_epochs = 60  # Epochs of `steps_per_epoch` steps.

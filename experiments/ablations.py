@@ -29,7 +29,7 @@ ROWS = {  # row -> (what is ablated, overrides of configs/cnn.py)
     "tanh": ("tanh activations", {"model.activation": "tanh"}),
     "sgd": ("SGD, lr 0.01", {"optimizer.name": "sgd",
                              "optimizer.learning_rate": 1e-2}),
-    "momentum": ("SGD + momentum 0.9, lr 0.01", {
+    "momentum": ("SGD + Nesterov momentum 0.9, lr 0.01", {
         "optimizer.name": "momentum", "optimizer.learning_rate": 1e-2}),
     "rmsprop": ("RMSProp, lr 1e-3", {"optimizer.name": "rmsprop"}),
     "adadelta": ("AdaDelta, lr 1.0", {"optimizer.name": "adadelta",
