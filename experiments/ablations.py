@@ -4,8 +4,9 @@
 
 Every row is configs/cnn.py (two 3x3 convs per block, Dense 128, Adam 1e-3,
 ReLU, 45,000 training images, early stopping with patience 5) with one thing
-changed; runs/ablations/<row>/ is its workdir. Optimizers other than Adam
-run at Keras's default learning rates (SGD 0.01, RMSprop 1e-3, Adadelta 1.0).
+changed; runs/ablations/<row>/ is its workdir. SGD and RMSprop run at
+Keras's default learning rates (0.01, 1e-3); AdaDelta at 1.0, as in its
+paper (Zeiler 2012; Keras now defaults to 1e-3).
 """
 import pathlib
 import sys
