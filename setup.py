@@ -15,6 +15,9 @@ setuptools.setup(
         "optax==0.2.8",
         "orbax-checkpoint==0.12.8",
         "tensorflow-datasets==4.9.10",
+        # TFDS's builders import it (through etils.epath) before any
+        # download, and no other requirement pulls it in.
+        "importlib_resources==7.1.0",
         "ml-collections==1.1.0",
         "absl-py==2.5.1",
         "numpy==2.4.6",

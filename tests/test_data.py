@@ -86,6 +86,43 @@ def test_missing_dataset_says_where_it_looked(tmp_path):
   assert "cifar-10-binary.tar.gz" in str(e.value)
 
 
+@pytest.mark.parametrize("name, shape", [("cifar10", (32, 32, 3)),
+                                         ("fashion_mnist", (28, 28, 1))])
+def test_tfds_source_returns_every_example(name, shape):
+  """The TFDS path (no network here: TFDS's own mock data) gives each split's
+  examples, in TFDS's order, as the file readers' dtypes and shapes."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  with tfds.testing.mock_data(num_examples=13,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = image_datasets.load(name, source="tfds")
+    builder = tfds.builder(name)
+    for split, images, labels in (("train", ds.train_images, ds.train_labels),
+                                  ("test", ds.test_images, ds.test_labels)):
+      examples = list(tfds.as_numpy(builder.as_dataset(split=split)))
+      assert images.dtype == np.uint8 and labels.dtype == np.int32
+      assert images.shape == (13, *shape)
+      np.testing.assert_array_equal(images, [e["image"] for e in examples])
+      np.testing.assert_array_equal(labels, [e["label"] for e in examples])
+  assert ds.num_classes == 10 and ds.image_shape == shape
+
+
+def test_tfds_source_offline_gets_as_far_as_the_download(tmp_path,
+                                                        monkeypatch):
+  """With no network, the TFDS path fails at the download itself (so every
+  package that TFDS needs on the way is installed), and the error says so."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  def offline(*args, **kwargs):
+    raise ConnectionError("no network (test)")
+
+  monkeypatch.setattr(tfds.core.constants, "DATA_DIR", str(tmp_path))
+  for method in ("download", "download_and_extract"):
+    monkeypatch.setattr(tfds.download.DownloadManager, method, offline)
+  with pytest.raises(FileNotFoundError,
+                     match=r"TFDS 'cifar10' \(ConnectionError: no network"):
+    image_datasets.load("cifar10", source="tfds")
+
+
 def test_split_has_k_per_class_and_is_reproducible(tmp_path):
   labels = np.repeat(np.arange(10), 50)
   np.random.default_rng(0).shuffle(labels)
