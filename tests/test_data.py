@@ -106,10 +106,12 @@ def test_tfds_source_returns_every_example(name, shape):
   assert ds.num_classes == 10 and ds.image_shape == shape
 
 
-def test_tfds_source_offline_gets_as_far_as_the_download(tmp_path,
-                                                        monkeypatch):
+@pytest.mark.parametrize("source", ["tfds", "auto"])
+def test_tfds_source_offline_gets_as_far_as_the_download(tmp_path, caplog,
+                                                        monkeypatch, source):
   """With no network, the TFDS path fails at the download itself (so every
-  package that TFDS needs on the way is installed), and the error says so."""
+  package that TFDS needs on the way is installed), and the error says so;
+  'auto' warns before the slow download, naming where it looked."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   def offline(*args, **kwargs):
@@ -118,9 +120,14 @@ def test_tfds_source_offline_gets_as_far_as_the_download(tmp_path,
   monkeypatch.setattr(tfds.core.constants, "DATA_DIR", str(tmp_path))
   for method in ("download", "download_and_extract"):
     monkeypatch.setattr(tfds.download.DownloadManager, method, offline)
+  nowhere = str(tmp_path / "nowhere")
   with pytest.raises(FileNotFoundError,
                      match=r"TFDS 'cifar10' \(ConnectionError: no network"):
-    image_datasets.load("cifar10", source="tfds")
+    image_datasets.load("cifar10", nowhere, source=source)
+  warned = [r.getMessage() for r in caplog.records if "trying TFDS" in
+            r.getMessage()]
+  assert len(warned) == (source == "auto")
+  assert all(nowhere in w for w in warned)
 
 
 def test_split_has_k_per_class_and_is_reproducible(tmp_path):

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import pathlib
 
+from absl import logging
 import numpy as np
 
 from ssl_jax.data import cifar10
@@ -89,6 +90,10 @@ def load(name: str, data_dir: str = "", source: str = "auto") -> ImageDataset:
       if arrays is not None:
         return ImageDataset(*arrays)
   if source != "files":
+    if looked:  # TFDS retries a failed download for ~3 minutes: say why.
+      logging.warning("Dataset %r not in %s; trying TFDS (without a network "
+                      "it fails after a few minutes; input.source=files fails "
+                      "at once).", name, "; ".join(looked))
     try:
       return _load_tfds(name)
     except Exception as e:  # pylint: disable=broad-except
