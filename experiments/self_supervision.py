@@ -188,7 +188,8 @@ def run_utility(seed: int):
   ssl = [finetune(seed, _UTILITY_MODE.value, n)["test_accuracy"]
          for n in budgets]
   u = utility.utility(budgets, base, ssl)
-  rows = [{"n": n, "scratch_accuracy": a, "ssl_accuracy": b, "utility": f"{x:.3f}"}
+  rows = [{"n": n, "scratch_accuracy": a, "ssl_accuracy": b,
+           "utility": utility.describe(x, n, budgets)}
           for n, a, b, x in zip(budgets, base, ssl, u)]
   _table("utility", rows, ["n", "scratch_accuracy", "ssl_accuracy", "utility"])
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -199,6 +200,9 @@ def run_utility(seed: int):
   ax1.legend()
   ax2.plot(budgets, [x if np.isfinite(x) else np.nan for x in u], "o-")
   ax2.set(xscale="log", xlabel="labels n", ylabel="U(n) = n'/n - 1")
+  for ax in (ax1, ax2):  # Label the budgets only: log minor labels overlap.
+    ax.set_xticks(budgets, [str(n) for n in budgets])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
   _save(fig, "utility")
 
 

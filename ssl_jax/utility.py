@@ -32,3 +32,12 @@ def utility(budgets, scratch, self_supervised) -> list[float]:
   """U(n) for each budget n, from the two accuracy curves on `budgets`."""
   return [matching_budget(budgets, scratch, acc) / n - 1
           for n, acc in zip(budgets, self_supervised)]
+
+
+def describe(u: float, n: int, budgets) -> str:
+  """U(n) as text; where n' is outside the budgets, the bound that implies."""
+  if np.isinf(u):
+    return f"inf (n' > {budgets[-1]}: U > {budgets[-1] / n - 1:.3f})"
+  if np.isnan(u):
+    return f"nan (n' < {budgets[0]}: U < {budgets[0] / n - 1:.3f})"
+  return f"{u:.3f}"

@@ -152,6 +152,11 @@ def test_utility_on_synthetic_curves():
   np.testing.assert_allclose(u[:2], [1.0, np.sqrt(2) - 1], rtol=1e-9)
   assert u[2] == np.inf
   np.testing.assert_allclose(u[3], 400 / 800 - 1, rtol=1e-9)
+  # Outside the budgets, the text gives the bound: n' > 800 at n = 400.
+  assert utility.describe(u[2], 400, budgets) == "inf (n' > 800: U > 1.000)"
+  assert utility.describe(u[1], 200, budgets) == "0.414"
+  assert utility.describe(np.nan, 200, budgets) == (
+      "nan (n' < 100: U < -0.500)")
   # Equal curves: no gain anywhere.
   np.testing.assert_allclose(utility.utility(budgets, scratch, scratch),
                              0.0, atol=1e-12)
