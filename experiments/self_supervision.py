@@ -41,6 +41,9 @@ _BACKBONE = flags.DEFINE_enum(
     "backbone", "core_cnn", ["core_cnn", "resnet"],
     "Backbone of (B) and (C); (A) is the seeds' core CNN, plus the same "
     "backbone from scratch when it is another.")
+_REFERENCES = flags.DEFINE_multi_string(
+    "reference", [], "LABEL=ACCURACY (%): a row of the (C) table and a line "
+    "on its plot, e.g. a (B) mean from an earlier --parts=A,B table.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
 
 QUICK = {"input.max_test_examples": 200, "input.eval_batch_size": 100,
@@ -115,13 +118,27 @@ def _summary(name: str, results: list[dict], rotation_from=None) -> dict:
   """Mean +- std over seeds of the final epoch's test metrics."""
   acc = 100 * np.array([r["test_accuracy"] for r in results])
   rot = rotation_from or results
-  rot = [r["test_rotation_accuracy"] for r in rot if "test_rotation_accuracy"
-         in r]
+  rot = 100 * np.array([r["test_rotation_accuracy"] for r in rot
+                        if "test_rotation_accuracy" in r])
   return {"method": name, "seeds": len(results),
           "test_accuracy": f"{acc.mean():.2f} +- {acc.std():.2f}",
+          "per_seed": ", ".join(f"{a:.2f}" for a in acc),
           "test_accuracy_mean": acc.mean(), "test_accuracy_std": acc.std(),
-          "rotation_accuracy": f"{100 * np.mean(rot):.2f}" if rot else "",
+          "rotation_accuracy": (f"{rot.mean():.2f} +- {rot.std():.2f}"
+                                if rot.size else ""),
+          "rotation_accuracy_mean": rot.mean() if rot.size else np.nan,
+          "rotation_accuracy_std": rot.std() if rot.size else np.nan,
           "wall_time_s": int(np.mean([r["wall_time_s"] for r in results]))}
+
+
+def _references() -> list[dict]:
+  """--reference rows, as _summary's (accuracies only)."""
+  rows = []
+  for ref in _REFERENCES.value:
+    label, _, acc = ref.rpartition("=")
+    rows.append({"method": label, "test_accuracy": acc,
+                 "test_accuracy_mean": float(acc)})
+  return rows
 
 
 def _table(name: str, rows: list[dict], columns: list[str]):
@@ -163,15 +180,17 @@ def run_c(seeds: list[int], reference: list[dict]):
     rows.append({**_summary(f"(C) cls:rot = {w}", results), "weights": w,
                  "ratio": np.divide(*map(float, w.split(":")))})
   rows.sort(key=lambda r: r["ratio"])
-  _table("multitask", rows, ["method", "seeds", "test_accuracy",
-                             "rotation_accuracy", "wall_time_s"])
+  reference = reference + _references()
+  _table("multitask", rows + reference, [
+      "method", "seeds", "test_accuracy", "per_seed", "rotation_accuracy",
+      "wall_time_s"])
   fig, ax = plt.subplots(figsize=(6, 4))
   ratios = [r["ratio"] for r in rows]
-  ax.errorbar(ratios, [r["test_accuracy_mean"] for r in rows],
-              [r["test_accuracy_std"] for r in rows], marker="o",
-              label="class accuracy")
-  ax.plot(ratios, [float(r["rotation_accuracy"]) for r in rows], "s-",
-          label="rotation accuracy")
+  for key, marker, label in (("test_accuracy", "o", "class accuracy"),
+                             ("rotation_accuracy", "s", "rotation accuracy")):
+    ax.errorbar(ratios, [r[f"{key}_mean"] for r in rows],
+                [r[f"{key}_std"] for r in rows], marker=marker, capsize=3,
+                label=label)
   for r in reference:
     ax.axhline(r["test_accuracy_mean"], ls="--", lw=1, label=r["method"])
   ax.set(xscale="log", xlabel="w_cls / w_rot", ylabel="test accuracy (%)")

@@ -37,12 +37,20 @@ def test_self_supervision(tmp_path):
   # utility_mode=full reuses (B)'s n=200 fine-tuning run.
   _run("self_supervision.py", tmp_path, "--parts=A,B,C,utility", "--seeds=0",
        "--modes=full", "--weights=1:1", "--budgets=200,500",
-       "--utility_mode=full")
+       "--utility_mode=full", "--reference=(B) earlier table=47.36")
   ab = json.loads((tmp_path / "ab.json").read_text())
   assert [r["method"] for r in ab] == [
       "(A) supervised", "(B) rotation pretraining, online linear probe",
       "(B) fine-tune: full"]
-  assert len(json.loads((tmp_path / "multitask.json").read_text())) == 1
+  (c, *refs) = json.loads((tmp_path / "multitask.json").read_text())
+  last = json.loads((tmp_path / "multitask_1to1_s0" / "metrics.jsonl")
+                    .read_text().splitlines()[-1])
+  assert c["per_seed"] == f"{100 * last['test_accuracy']:.2f}"
+  assert c["rotation_accuracy"] == (
+      f"{100 * last['test_rotation_accuracy']:.2f} +- 0.00")
+  assert [(r["method"], r["test_accuracy_mean"]) for r in refs] == [
+      (r["method"], r["test_accuracy_mean"]) for r in ab] + [
+          ("(B) earlier table", 47.36)]
   utility = json.loads((tmp_path / "utility.json").read_text())
   assert [r["n"] for r in utility] == [200, 500]
   for name in ("ab", "multitask", "utility"):
