@@ -191,9 +191,12 @@ def run_c(seeds: list[int], reference: list[dict]):
     ax.errorbar(ratios, [r[f"{key}_mean"] for r in rows],
                 [r[f"{key}_std"] for r in rows], marker=marker, capsize=3,
                 label=label)
-  for r in reference:
-    ax.axhline(r["test_accuracy_mean"], ls="--", lw=1, label=r["method"])
+  for i, r in enumerate(reference):  # C0, C1 are the two curves.
+    ax.axhline(r["test_accuracy_mean"], ls="--", lw=1, color=f"C{i + 2}",
+               label=r["method"])
   ax.set(xscale="log", xlabel="w_cls / w_rot", ylabel="test accuracy (%)")
+  ax.set_xticks(ratios, [r["weights"] for r in rows])
+  ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
   ax.legend(fontsize=7)
   _save(fig, "multitask")
 
