@@ -136,8 +136,15 @@ def _references() -> list[dict]:
   rows = []
   for ref in _REFERENCES.value:
     label, _, acc = ref.rpartition("=")
+    try:
+      value = float(acc) if label else None
+    except ValueError:
+      value = None
+    if value is None:
+      raise app.UsageError(f"--reference={ref!r}: expected LABEL=ACCURACY, "
+                           "e.g. '(B) fine-tune=47.36'.")
     rows.append({"method": label, "test_accuracy": acc,
-                 "test_accuracy_mean": float(acc)})
+                 "test_accuracy_mean": value})
   return rows
 
 
@@ -180,7 +187,6 @@ def run_c(seeds: list[int], reference: list[dict]):
     rows.append({**_summary(f"(C) cls:rot = {w}", results), "weights": w,
                  "ratio": np.divide(*map(float, w.split(":")))})
   rows.sort(key=lambda r: r["ratio"])
-  reference = reference + _references()
   _table("multitask", rows + reference, [
       "method", "seeds", "test_accuracy", "per_seed", "rotation_accuracy",
       "wall_time_s"])
@@ -230,11 +236,12 @@ def run_utility(seed: int):
 
 def main(_):
   seeds = [int(s) for s in _SEEDS.value]
+  extra = _references()  # Checked before any run starts.
   reference = []
   if {"A", "B"} & set(_PARTS.value):
     reference = run_ab(seeds)
   if "C" in _PARTS.value:
-    run_c(seeds, reference)
+    run_c(seeds, reference + extra)
   if "utility" in _PARTS.value:
     run_utility(seeds[0])
 
