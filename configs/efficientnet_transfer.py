@@ -40,10 +40,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       "variant": "b0", "include_top": False, "pooling": "avg",
       "drop_connect_rate": 0.2}  # Keras's stochastic depth rate.
   c.model.features = "pre_logits"  # The pooled 1280 top features.
-  c.model.class_head_hidden = (256, 256)  # The seeds' Dense 256 - Dense 256.
   c.model.head_dropout_rate = 0.0  # None: the seeds list no dropout.
+  c.classifier.hidden = (256, 256)  # The seeds' Dense 256 - Dense 256.
 
-  c.init_from = ""  # Converted Keras checkpoint (or workdir) of the backbone.
+  # init_from: the converted Keras checkpoint (or a workdir) of the backbone.
   c.optimizer.frozen_params = "^backbone/"  # Only the head trains.
   if "finetune" in args:
     c.optimizer.frozen_params = ""  # Everything trains,

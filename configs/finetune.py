@@ -16,26 +16,25 @@ trains from scratch: the supervised baseline (A) with the same model.
 import ml_collections
 
 from ssl_jax import config_files
+from ssl_jax import models
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated mode=full|linear|frozen_blocks, blocks=K,
-  backbone=core_cnn|resnet (as pretrained), quick."""
+  backbone=NAME (as pretrained), quick."""
   args = config_files.parse_arg(arg, {"mode", "blocks", "backbone", "quick"})
   c = config_files.sibling(__file__, "multitask", ",".join(
       f"{k}={args[k]}" for k in ("backbone", "quick") if k in args))
   c.task = "classification"  # Labeled images only, class head only.
-  c.model.rotation_head = False  # A fresh 10-way head on the backbone.
+  c.pretext = ml_collections.ConfigDict()  # No pretext task: a fresh class head.
   mode = args.get("mode", "full")
   if mode == "full":
     c.optimizer.learning_rate = 1e-4
   elif mode == "linear":
     c.optimizer.frozen_params = "^backbone/"
   elif mode == "frozen_blocks":
-    blocks = int(args.get("blocks", 2))
-    # The core CNN's conv{i}/norm{i}; a ResNet's stem and stage{i}_* blocks.
-    c.optimizer.frozen_params = (
-        f"^backbone/((conv|norm)[0-{blocks}]/|stage[1-{blocks}]_)")
+    c.optimizer.frozen_params = "^backbone/" + models.block_pattern(
+        c.model.backbone, int(args.get("blocks", 2)))
   else:
     raise ValueError(f"Unknown mode {mode!r}; expected full, linear or "
                      "frozen_blocks.")

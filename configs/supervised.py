@@ -2,26 +2,32 @@
 
   python -m ssl_jax.main --config=configs/supervised.py --workdir=/tmp/sup
   python -m ssl_jax.main --config=configs/supervised.py:quick --workdir=/tmp/q
+
+The image-classification fields (data, model, class head); the loop and
+optimizer come from base.py.
 """
 import ml_collections
+
+from ssl_jax import config_files
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: '' for the full run, 'quick' for a smoke run of a minute or so."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0  # Fixes the split, init, data order, augmentation and dropout.
+  if arg not in ("", "quick"):
+    raise ValueError(f"Unknown config argument {arg!r}; expected '' or 'quick'.")
+  quick = arg == "quick"
+  c = config_files.sibling(__file__, "base", quick=quick)
   c.task = "classification"  # A name from ssl_jax.tasks.
-  c.parallel = "jit"  # 'jit' over a device mesh, or 'pmap'.
 
   c.input = ml_collections.ConfigDict()
-  c.input.name = "cifar10"  # 'cifar10' or 'fashion_mnist'.
+  c.input.name = "cifar10"  # A dataset from ssl_jax.data.registry.
   c.input.data_dir = ""  # Directory of the original files; '' = defaults.
   c.input.source = "auto"  # 'files', 'tfds', or 'auto' (files, then TFDS).
-  c.input.labels_per_class = 20  # Labeled examples per class; -1 = all.
+  c.input.labels_per_class = 5 if quick else 20  # Labeled per class; -1 = all.
   c.input.val_size = 0  # Training examples held out for validation.
-  c.input.max_test_examples = 0  # Evaluate on the first N test images; 0 = all.
-  c.input.batch_size = 64  # Global batch size, divisible by the device count.
-  c.input.eval_batch_size = 1000  # Global eval batch size.
+  c.input.max_test_examples = 1000 if quick else 0  # First N test images; 0 = all.
+  c.input.batch_size = 32 if quick else 64  # Global, divisible by the devices.
+  c.input.eval_batch_size = 500 if quick else 1000  # Global eval batch size.
   c.input.standardize = True  # Per-channel standardisation (else [0, 1]).
   c.input.standardize_stats = "data"  # 'data' (train set's) or 'imagenet'.
   c.input.image_size = 0  # Bilinear resize to N x N on the device; 0 = keep.
@@ -48,32 +54,13 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.norm = "batch"  # batch | layer | group | instance | rms | none.
   c.model.norm_momentum = 0.9  # BatchNorm running-statistics momentum.
 
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = "adam"  # adam | adamw | sgd | momentum | rmsprop | adadelta.
-  c.optimizer.learning_rate = 1e-3  # Peak learning rate.
-  c.optimizer.schedule = "cosine"  # 'constant' or 'cosine' decay to 0.
-  c.optimizer.warmup_steps = 0  # Linear warmup steps.
-  c.optimizer.weight_decay = 5e-4  # L2 (decoupled for adamw).
-  c.optimizer.momentum = 0.9  # For 'momentum' (Nesterov).
-  c.optimizer.grad_clip_norm = 0.0  # Global-norm clipping; 0 = off.
+  # The class head of a `multihead` model (a core_cnn has its own head).
+  c.classifier = ml_collections.ConfigDict()
+  c.classifier.weight = 1.0  # w_cls: weight of the class loss.
+  c.classifier.hidden = ()  # Hidden layers of the class head.
+  c.classifier.probe = False  # Reads stop_gradient features (pretraining).
 
-  c.num_epochs = 60  # Epochs of `steps_per_epoch` steps.
-  c.steps_per_epoch = 50  # 0 = one pass over the labeled set.
-  c.log_every_steps = 50  # Progress line (steps/s, ETA) interval.
-  c.checkpoint_every_steps = 0  # Extra mid-epoch saves; epoch ends always save.
-  c.keep_checkpoints = 2  # Checkpoints kept in workdir/checkpoints.
-  c.early_stopping = ml_collections.ConfigDict()
-  c.early_stopping.patience = 0  # Epochs without improvement; 0 = off.
-  c.early_stopping.metric = "val_accuracy"  # A val_* metric (needs val_size).
-
-  if arg == "quick":
-    c.input.labels_per_class = 5
-    c.input.max_test_examples = 1000
-    c.input.eval_batch_size = 500
-    c.input.batch_size = 32
-    c.num_epochs = 2
-    c.steps_per_epoch = 10
-    c.log_every_steps = 5
-  elif arg:
-    raise ValueError(f"Unknown config argument {arg!r}; expected '' or 'quick'.")
+  c.optimizer.weight_decay = 5e-4  # L2 on every trained parameter.
+  if not quick:
+    c.steps_per_epoch = 50  # 50 steps of 64 of the 200 labeled images.
   return c

@@ -10,11 +10,14 @@ import pathlib
 import ml_collections
 
 
-def load(path: str | pathlib.Path, arg: str = "") -> ml_collections.ConfigDict:
+def load(path: str | pathlib.Path, arg="", **kwargs) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of the file at `path` (or `get_config(**kwargs)`)."""
   path = pathlib.Path(path)
   spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  if kwargs:
+    return module.get_config(**kwargs)
   return module.get_config(arg) if arg else module.get_config()
 
 
@@ -29,6 +32,6 @@ def parse_arg(arg: str, allowed: set[str]) -> dict[str, str]:
   return args
 
 
-def sibling(file: str, name: str, arg: str = "") -> ml_collections.ConfigDict:
+def sibling(file: str, name: str, arg="", **kwargs) -> ml_collections.ConfigDict:
   """The config `name`.py next to `file` (a config's own __file__)."""
-  return load(pathlib.Path(file).with_name(f"{name}.py"), arg)
+  return load(pathlib.Path(file).with_name(f"{name}.py"), arg, **kwargs)

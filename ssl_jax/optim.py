@@ -58,7 +58,7 @@ def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   updated: no gradient step, no weight decay, no optimizer state.
   """
   tx = _make_trained(config, total_steps)
-  frozen = config.get("frozen_params", "")
+  frozen = config.frozen_params
   if not frozen:
     return tx
   return optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()},

@@ -1,10 +1,11 @@
 """Training and evaluation: pure jitted steps and the loop around them."""
+import dataclasses
 import functools
 import json
 import pathlib
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 from flax.training import train_state
@@ -135,12 +136,30 @@ def evaluate(runner, state, data: dict, batch_size: int) -> dict:
   return jax.device_get(sums)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains `config` in `workdir`, resuming from its latest checkpoint.
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What `build` makes of a config: fixed for the whole run."""
+  config: Any
+  workdir: pathlib.Path
+  is_main: bool  # Process 0: the one that writes.
+  setup: tasks.Setup
+  runner: parallel.Runner
+  model_for: Callable[[dict], Any]  # Model fields of a phase -> model.
+  data: dict  # {split: device arrays}.
+  eval_splits: tuple[str, ...]
+  streams: tuple[tuple[int, int], ...]
+  batch_size: int  # Examples per step, all streams.
+  steps_per_epoch: int
+  total_steps: int
+  schedule: Callable[[int], float]
+  train_rng: jax.Array
+  data_rng: jax.Array
+  zero_sums: dict
+  ckpts: checkpointing.Checkpoints
 
-  Returns the last epoch's metrics record.
-  """
-  start = time.perf_counter()
+
+def build(config, workdir: str) -> tuple[Run, TrainState]:
+  """The task, data on the devices, model, steps and a fresh state."""
   workdir = pathlib.Path(workdir)
   is_main = jax.process_index() == 0
   if is_main:
@@ -148,7 +167,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   setup = tasks.setup(config, workdir, write=is_main)
   task, data = setup.task, setup.data
-  eval_splits = [s for s in ("val", "test") if s in data]
+  eval_splits = tuple(s for s in ("val", "test") if s in data)
   if config.early_stopping.patience and "val" not in data:
     raise ValueError("early_stopping needs a validation split: set "
                      "input.val_size > 0 (stopping on the test set would "
@@ -157,16 +176,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
                   if k != "name"}
   if config.parallel == "pmap":
     model_kwargs["axis_name"] = parallel.AXIS
-  build = lambda phase: models.get_model(config.model.name, setup.model_kwargs,
-                                        **{**model_kwargs, **phase})
-  model, phase = build({}), {}
+  model_for = lambda phase: models.get_model(
+      config.model.name, setup.model_kwargs, **{**model_kwargs, **phase})
   mesh = parallel.make_mesh()
   runner = parallel.Runner(config.parallel, mesh,
                            functools.partial(train_step, task=task),
                            functools.partial(eval_step, task=task))
   streams = setup.streams or ((len(data["train"]["label"]),
                                 config.input.batch_size),)
-  batch_size = sum(b for _, b in streams)  # Examples per step, all streams.
+  batch_size = sum(b for _, b in streams)
   runner.check_batch_size(batch_size, "input.batch_size" if len(streams) == 1
                           else "input.batch_size + unlabeled_batch_size")
   runner.check_batch_size(config.input.eval_batch_size,
@@ -175,7 +193,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
       max(n // b for n, b in streams if b), 1)
   total_steps = steps_per_epoch * config.num_epochs
   tx = optim.make_optimizer(config.optimizer, total_steps)
-  schedule = optim.make_schedule(config.optimizer, total_steps)
 
   init_rng, train_rng, data_rng = jax.random.split(
       jax.random.key(config.seed), 3)
@@ -183,88 +200,139 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if task.expand is not None:
     sample = task.expand(sample, None, False)
   sample = task.inputs(sample, None, False)
+  model = model_for({})
   state = jax.jit(lambda r, x: create_train_state(r, model, tx, x),
                   out_shardings=parallel.replicated(mesh))(init_rng, sample)
   data = {k: parallel.put_replicated(v, mesh) for k, v in data.items()}
   zero_sums = runner.zero_metrics(state, data["train"], batch_size, train_rng)
   ckpts = checkpointing.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
-  sums = zero_sums
-  if ckpts.latest_step() is not None:
-    restored = ckpts.restore({"state": state, "epoch_sums": sums})
-    state, sums = restored["state"], restored["epoch_sums"]
-    logging.info("Resumed from %s at step %d.", ckpts.directory,
-                 int(state.step))
-  elif config.get("init_from"):
-    state = pretrained.init_state(state, config.init_from)
-    logging.info("Backbone initialised from %s.", config.init_from)
+  run = Run(config, workdir, is_main, setup, runner, model_for, data,
+            eval_splits, streams, batch_size, steps_per_epoch, total_steps,
+            optim.make_schedule(config.optimizer, total_steps), train_rng,
+            data_rng, zero_sums, ckpts)
+  return run, state
+
+
+def restore(run: Run, state: TrainState) -> tuple[TrainState, dict]:
+  """The latest checkpoint's state and epoch sums, else a fresh state
+  (with `config.init_from`'s backbone) and zero sums."""
+  if run.ckpts.latest_step() is not None:
+    restored = run.ckpts.restore({"state": state, "epoch_sums": run.zero_sums})
+    logging.info("Resumed from %s at step %d.", run.ckpts.directory,
+                 int(restored["state"].step))
+    return restored["state"], restored["epoch_sums"]
+  if run.config.init_from:
+    state = pretrained.init_state(state, run.config.init_from)
+    logging.info("Backbone initialised from %s.", run.config.init_from)
+  return state, run.zero_sums
+
+
+def save(run: Run, step: int, dev_state, sums):
+  run.ckpts.save(step, {"state": run.runner.from_device_layout(dev_state),
+                        "epoch_sums": sums})
+
+
+def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
+                preemption=None):
+  """Steps from `step` to the end of its epoch (or a SIGTERM).
+
+  Returns (state, metric sums, step reached, whether preempted).
+  """
+  epoch = step // run.steps_per_epoch
+  indices = input_pipeline.stream_indices(
+      jax.random.fold_in(run.data_rng, epoch), run.streams,
+      run.steps_per_epoch)
+  every = run.config.checkpoint_every_steps
+  for i in range(step % run.steps_per_epoch, run.steps_per_epoch):
+    batch = run.runner.take(run.data["train"], indices, i)
+    dev_state, metrics = run.runner.train(dev_state, batch, run.train_rng)
+    sums = _add(sums, run.runner.from_device_layout(metrics))
+    step += 1
+    if progress is not None and step % run.config.log_every_steps == 0:
+      _check_finite(sums, step, run.ckpts)
+      s = jax.device_get(sums["loss"])
+      progress.log(step, epoch + 1, s[0] / max(s[1], 1))
+    preempted = preemption is not None and preemption.requested
+    if preempted or (every and step % every == 0 and step % run.steps_per_epoch):
+      _check_finite(sums, step, run.ckpts)
+      save(run, step, dev_state, sums)
+      if preempted:
+        return dev_state, sums, step, True
+  return dev_state, sums, step, False
+
+
+def epoch_record(run: Run, dev_state, sums, step: int) -> dict:
+  """The finished epoch's metrics: training sums and every eval split."""
+  _check_finite(sums, step, run.ckpts)
+  record = {"epoch": step // run.steps_per_epoch, "step": step,
+            "learning_rate": float(run.schedule(step - 1)),
+            **reporting.reduce_metrics(jax.device_get(sums), "train")}
+  for s in run.eval_splits:
+    record.update(reporting.reduce_metrics(
+        evaluate(run.runner, dev_state, run.data[s],
+                 run.config.input.eval_batch_size), s))
+  return record
+
+
+def finish(run: Run, dev_state, history: list[dict]):
+  """Task reports, curves and summary in the workdir (process 0)."""
+  if not run.is_main:
+    return
+  if run.setup.report is not None:
+    # On the host first: process 0 alone must not run a global computation.
+    state = jax.device_get(run.runner.from_device_layout(dev_state))
+    run.setup.report(functools.partial(predict, state), run.setup.data,
+                     run.workdir)
+  if history:
+    split = run.eval_splits[0]
+    reporting.plot_curves(history, split, run.workdir / "curves.png")
+    lines = reporting.summary_lines(history, split)
+    (run.workdir / "summary.txt").write_text("\n".join(lines) + "\n")
+    for line in lines:
+      logging.info(line)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint.
+
+  Returns the last epoch's metrics record ({} if stopped by SIGTERM).
+  """
+  start = time.perf_counter()
+  run, state = build(config, workdir)
+  state, sums = restore(run, state)
   step = int(state.step)
-  log = reporting.MetricsLog(workdir, is_main, resume_step=step)
+  log = reporting.MetricsLog(run.workdir, run.is_main, resume_step=step)
   # A resumed run counts on from its last record: wall_time_s is the time of
   # the whole run (the unsaved part of an interrupted epoch is not counted).
   earlier = log.history[-1]["wall_time_s"] if log.history else 0
-  progress = reporting.Progress(total_steps, step, batch_size)
+  progress = reporting.Progress(run.total_steps, step, run.batch_size)
   preemption = _Preemption()
-  dev_state = runner.to_device_layout(state)
-
-  def save():
-    ckpts.save(step, {"state": runner.from_device_layout(dev_state),
-                      "epoch_sums": sums})
-
+  dev_state, phase = run.runner.to_device_layout(state), {}
   try:
-    while step < total_steps and not _early_stop(log.history, config):
-      epoch = step // steps_per_epoch
-      if setup.model_phase is not None and setup.model_phase(epoch) != phase:
+    while step < run.total_steps and not _early_stop(log.history, config):
+      epoch = step // run.steps_per_epoch
+      if (run.setup.model_phase is not None
+          and run.setup.model_phase(epoch) != phase):
         # Same parameters, another apply_fn: the step is traced anew.
-        phase = setup.model_phase(epoch)
+        phase = run.setup.model_phase(epoch)
         logging.info("epoch %d: model fields %s", epoch + 1, phase or "reset")
-        dev_state = dev_state.replace(apply_fn=build(phase).apply)
-      indices = input_pipeline.stream_indices(
-          jax.random.fold_in(data_rng, epoch), streams, steps_per_epoch)
-      for i in range(step % steps_per_epoch, steps_per_epoch):
-        batch = runner.take(data["train"], indices, i)
-        dev_state, metrics = runner.train(dev_state, batch, train_rng)
-        sums = _add(sums, runner.from_device_layout(metrics))
-        step += 1
-        if step % config.log_every_steps == 0:
-          _check_finite(sums, step, ckpts)
-          s = jax.device_get(sums["loss"])
-          progress.log(step, epoch + 1, s[0] / max(s[1], 1))
-        if preemption.requested or (config.checkpoint_every_steps and
-                                    step % config.checkpoint_every_steps == 0
-                                    and step % steps_per_epoch):
-          _check_finite(sums, step, ckpts)
-          save()
-          if preemption.requested:
-            logging.warning("SIGTERM: saved step %d in %s; rerun the same "
-                            "command to resume.", step, ckpts.directory)
-            return {}
-      _check_finite(sums, step, ckpts)
-      record = {"epoch": epoch + 1, "step": step,
-                "learning_rate": float(schedule(step - 1)),
-                **reporting.reduce_metrics(jax.device_get(sums), "train")}
-      for s in eval_splits:
-        record.update(reporting.reduce_metrics(
-            evaluate(runner, dev_state, data[s],
-                     config.input.eval_batch_size), s))
+        dev_state = dev_state.replace(apply_fn=run.model_for(phase).apply)
+      dev_state, sums, step, preempted = train_epoch(
+          run, dev_state, sums, step, progress, preemption)
+      if preempted:
+        logging.warning("SIGTERM: saved step %d in %s; rerun the same "
+                        "command to resume.", step, run.ckpts.directory)
+        return {}
+      record = epoch_record(run, dev_state, sums, step)
       record["wall_time_s"] = round(earlier + time.perf_counter() - start)
       logging.info("epoch %d: %s", epoch + 1, json.dumps(record))
       log.add(record)
-      sums = zero_sums
-      save()
+      sums = run.zero_sums
+      save(run, step, dev_state, sums)
   finally:
     preemption.restore()
-    ckpts.close()
+    run.ckpts.close()
     log.close()
-  if is_main and setup.report is not None:
-    # On the host first: process 0 alone must not run a global computation.
-    state = jax.device_get(runner.from_device_layout(dev_state))
-    setup.report(functools.partial(predict, state), data, workdir)
-  if is_main and log.history:
-    split = eval_splits[0]
-    reporting.plot_curves(log.history, split, workdir / "curves.png")
-    lines = reporting.summary_lines(log.history, split)
-    (workdir / "summary.txt").write_text("\n".join(lines) + "\n")
-    for line in lines:
-      logging.info(line)
+  finish(run, dev_state, log.history)
   return log.history[-1] if log.history else {}

@@ -19,6 +19,34 @@ _MODELS = {
 }
 
 
+def model_class(name: str):
+  if name not in _MODELS:
+    raise ValueError(f"Unknown model {name!r}; known models: {sorted(_MODELS)}.")
+  module, cls = _MODELS[name].split(":")
+  return getattr(importlib.import_module(module), cls)
+
+
+# Fields a model gets from the data, the task or the parallel runner.
+_SET_ELSEWHERE = ("parent", "name", "num_classes", "axis_name")
+
+
+def default_fields(name: str) -> dict:
+  """The fields of model `name` with their defaults, for a config to list."""
+  return {f.name: f.default for f in dataclasses.fields(model_class(name))
+          if f.name not in _SET_ELSEWHERE
+          and f.default is not dataclasses.MISSING}
+
+
+def block_pattern(name: str, blocks: int) -> str:
+  """Regex of the parameter paths of model `name`'s first `blocks` blocks
+  (its stem included), for freezing them when fine-tuning."""
+  cls = model_class(name)
+  if not hasattr(cls, "block_pattern"):
+    raise ValueError(f"Model {name!r} names no blocks to freeze (no "
+                     "block_pattern); use mode=full or linear.")
+  return cls.block_pattern(blocks)
+
+
 def get_model(name: str, data_kwargs: dict | None = None, /, **kwargs):
   """Builds the model registered under `name`.
 
@@ -28,10 +56,7 @@ def get_model(name: str, data_kwargs: dict | None = None, /, **kwargs):
       model takes those it has fields for.
     **kwargs: the model's fields (config.model); unknown ones are an error.
   """
-  if name not in _MODELS:
-    raise ValueError(f"Unknown model {name!r}; known models: {sorted(_MODELS)}.")
-  module, cls = _MODELS[name].split(":")
-  cls = getattr(importlib.import_module(module), cls)
+  cls = model_class(name)
   fields = {f.name for f in dataclasses.fields(cls)}
   unknown = set(kwargs) - fields
   if unknown:

@@ -30,6 +30,11 @@ class CoreCNN(norms.NormedModel):
   activation: str = "relu"
   dropout_rate: float = 0.3
 
+  @staticmethod
+  def block_pattern(blocks: int) -> str:
+    """The first `blocks` blocks' convs and norms (for freezing them)."""
+    return f"(conv|norm)[1-{blocks}](_[0-9]+)?/"
+
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
     act = getattr(nn, self.activation)

@@ -1,8 +1,28 @@
-"""Classification heads put on top of a backbone's features."""
-from typing import Sequence
+"""Heads put on top of a backbone's features, and how a task declares them."""
+from typing import NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
+
+
+class HeadSpec(NamedTuple):
+  """A head a task needs; `multihead` builds one `MLPHead` per spec.
+
+  outputs: output units.
+  groups: the input groups it may read, in order of preference; it reads the
+    first one present (a task may route its class head to the unrotated rows
+    of a pretext's group, while a plain batch arrives as group 'image').
+  hidden: hidden Dense-ReLU-Dropout layers.
+  concat: features of that many consecutive examples are joined into one row
+    (jigsaw: the tiles of one puzzle).
+  stop_gradient: the head reads stop_gradient(features): an online probe
+    that shows representation quality without shaping the backbone.
+  """
+  outputs: int
+  groups: tuple[str, ...] = ("image",)
+  hidden: tuple[int, ...] = ()
+  concat: int = 1
+  stop_gradient: bool = False
 
 
 class MLPHead(nn.Module):

@@ -1,62 +1,77 @@
-"""A backbone with a classification head and/or a rotation head.
+"""One backbone, any set of declared heads (experiments B and C, S4L).
 
-The shape of experiments (B) and (C) (SEEDS.md section 3): one backbone
-(any registered model, built with `num_classes=0`), heads on one of its named
-features. Parameters live under `backbone`, `class_head` and
-`rotation_head`, so a fine-tuning run can take the `backbone` subtree of a
-pretraining checkpoint and put fresh heads on it.
+The backbone is any registered model (built with `num_classes=0`); the task
+declares the heads it needs (`heads.HeadSpec`) and this model builds them,
+so it knows nothing of pretext tasks. Its input is an image batch or a dict
+of named groups of images (the batch, its rotations, jigsaw tiles, ...);
+groups whose examples have the same shape go through the backbone in one
+pass, so they share BatchNorm statistics as one batch would. Parameters
+live under `backbone` and `<head>_head`, so a fine-tuning run can take the
+`backbone` subtree of a pretraining checkpoint and put fresh heads on it.
 """
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ssl_jax import models
-from ssl_jax.models import heads
-from ssl_jax.rotation import NUM_ROTATIONS
+from ssl_jax.models import heads as heads_lib
 
 
 class MultiHead(nn.Module):
-  """Returns ({'class': logits, 'rotation': logits}, backbone features).
+  """Returns ({head: outputs}, {group: pooled backbone features}).
 
-  Only the configured heads appear in the outputs dict.
+  A head whose groups are all absent from the input is not run (a plain
+  batch gets the class head alone).
   """
-  num_classes: int = 0  # Class-head outputs (the data sets it); 0 = no head.
-  rotation_head: bool = False
+  heads: Mapping[str, heads_lib.HeadSpec] = None  # Declared by the task.
   backbone: str = "core_cnn"
   backbone_config: Mapping[str, Any] = None
   features: str = "pre_logits"  # The backbone intermediate the heads read.
-  class_head_hidden: Sequence[int] = ()
-  rotation_head_hidden: Sequence[int] = ()
   head_dropout_rate: float = 0.0  # On the features, before each head.
-  # The class head reads stop_gradient(features): an online linear probe that
-  # shows representation quality without shaping the backbone.
-  probe: bool = False
   axis_name: str | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool):
+  def __call__(self, x, train: bool):
+    groups = dict(x) if isinstance(x, Mapping) else {"image": x}
     kwargs = dict(self.backbone_config or {})
     if self.axis_name is not None:
       kwargs["axis_name"] = self.axis_name
-    _, inter = models.get_model(self.backbone, None, num_classes=0,
-                                name="backbone", **kwargs)(x, train)
+    backbone = models.get_model(self.backbone, None, num_classes=0,
+                                name="backbone", **kwargs)
+    by_shape = {}
+    for name, images in groups.items():
+      by_shape.setdefault(images.shape[1:], []).append(name)
+    features, dropped = {}, {}
+    for names in by_shape.values():
+      joined = jnp.concatenate([groups[n] for n in names])
+      f = self._pooled(backbone(joined, train)[1])
+      d = nn.Dropout(self.head_dropout_rate, deterministic=not train)(f)
+      sizes = [len(groups[n]) for n in names]
+      bounds = [sum(sizes[:i]) for i in range(1, len(sizes))]
+      features.update(zip(names, jnp.split(f, bounds)))
+      dropped.update(zip(names, jnp.split(d, bounds)))
+    out = {}
+    for name, spec in (self.heads or {}).items():
+      spec = heads_lib.HeadSpec(*spec)
+      group = next((g for g in spec.groups if g in dropped), None)
+      if group is None:
+        continue
+      f = dropped[group]
+      f = f.reshape(f.shape[0] // spec.concat, spec.concat * f.shape[-1])
+      if spec.stop_gradient:
+        f = jax.lax.stop_gradient(f)
+      out[name] = heads_lib.MLPHead(spec.outputs, tuple(spec.hidden),
+                                    self.head_dropout_rate,
+                                    name=f"{name}_head")(f, train)
+    return out, features
+
+  def _pooled(self, inter: dict) -> jax.Array:
     if self.features not in inter:
       raise ValueError(f"model.features={self.features!r} is not a feature of "
                        f"{self.backbone!r}; it has {sorted(inter)}.")
     f = inter[self.features]
     if f.ndim > 2:  # A feature map: global average pooling.
       f = jnp.mean(f, axis=tuple(range(1, f.ndim - 1)))
-    f = nn.Dropout(self.head_dropout_rate, deterministic=not train)(f)
-    out = {}
-    if self.num_classes:
-      head_in = jax.lax.stop_gradient(f) if self.probe else f
-      out["class"] = heads.MLPHead(self.num_classes, self.class_head_hidden,
-                                   self.head_dropout_rate,
-                                   name="class_head")(head_in, train)
-    if self.rotation_head:
-      out["rotation"] = heads.MLPHead(NUM_ROTATIONS, self.rotation_head_hidden,
-                                      self.head_dropout_rate,
-                                      name="rotation_head")(f, train)
-    return out, inter
+    return f

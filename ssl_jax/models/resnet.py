@@ -48,6 +48,11 @@ class ResNet(norms.NormedModel):
   stage_sizes: Sequence[int] = (1, 1, 1)  # Residual blocks per stage.
   dropout_rate: float = 0.0  # Before the head.
 
+  @staticmethod
+  def block_pattern(blocks: int) -> str:
+    """The stem and the first `blocks` stages (for freezing them)."""
+    return f"((conv|norm)0/|stage[1-{blocks}]_)"
+
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
     norm = self.norm_layer(train)

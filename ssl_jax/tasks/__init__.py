@@ -38,7 +38,7 @@ class Setup(NamedTuple):
 
 _TASKS = {"classification": "ssl_jax.tasks.classification",
           "babi_qa": "ssl_jax.tasks.babi_qa",
-          "multitask": "ssl_jax.tasks.multitask"}
+          "pretext_mix": "ssl_jax.tasks.pretext_mix"}
 
 
 def setup(config, workdir, write: bool) -> Setup:

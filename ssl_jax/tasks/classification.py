@@ -4,36 +4,14 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ssl_jax import augment
 from ssl_jax import class_report
 from ssl_jax import input_pipeline
+from ssl_jax import losses
+from ssl_jax.models.heads import HeadSpec
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
-
-
-def global_sum(x: jax.Array, axis_name: str | None) -> jax.Array:
-  """Sum over the global batch: a no-op under jit, a psum under pmap."""
-  return x if axis_name is None else jax.lax.psum(x, axis_name)
-
-
-def masked_cross_entropy(logits, labels, mask, axis_name=None):
-  """Mean softmax cross-entropy over the examples with mask 1.
-
-  Normalised by the number of masked-in examples of the global batch, so a
-  batch with no labeled examples contributes exactly zero, and every device
-  of a pmap normalises by the same count. Returns (loss, metrics).
-  """
-  mask = mask.astype(jnp.float32)
-  ce = optax.softmax_cross_entropy_with_integer_labels(
-      logits.astype(jnp.float32), labels)
-  count = jnp.sum(mask)
-  loss_sum = jnp.sum(ce * mask)
-  loss = loss_sum / jnp.maximum(global_sum(count, axis_name), 1.0)
-  correct = jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
-  return loss, {"loss": jnp.stack([loss_sum, count]),
-                "accuracy": jnp.stack([correct, count])}
 
 
 def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip,
@@ -71,7 +49,7 @@ def loss(outputs, batch, axis_name=None):
   if isinstance(logits, dict):
     logits = logits["class"]
   mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
-  return masked_cross_entropy(logits, batch["label"], mask, axis_name)
+  return losses.masked_cross_entropy(logits, batch["label"], mask, axis_name)
 
 
 def make_inputs(config, mean: np.ndarray, std: np.ndarray, augment_images=True):
@@ -130,6 +108,9 @@ def class_reports(task: Task, data: dict, class_names, batch_size: int):
 def setup(config, workdir, write: bool) -> Setup:
   data, info = input_pipeline.load(config, workdir, write_split=write)
   task = make(config, info.mean, info.std)
-  return Setup(task, data, {"num_classes": info.num_classes},
+  # Models with their own head take num_classes; `multihead` takes heads.
+  heads = {"class": HeadSpec(info.num_classes,
+                             hidden=tuple(config.classifier.hidden))}
+  return Setup(task, data, {"num_classes": info.num_classes, "heads": heads},
                report=class_reports(task, data, info.class_names,
                                     config.input.eval_batch_size))

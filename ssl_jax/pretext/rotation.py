@@ -1,4 +1,4 @@
-"""Rotation pretext (Gidaris et al. 2018): images turned by k * 90 degrees.
+"""Rotation pretext (Gidaris et al. 2018): which of 0/90/180/270 degrees?
 
 Rotation k turns an image counter-clockwise exactly as `np.rot90(image, k)`
 does. Everything runs inside jitted code on uint8 or float batches (NHWC,
@@ -6,9 +6,50 @@ square images), so a rotation batch costs no host work.
 """
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from ssl_jax import losses
+
 NUM_ROTATIONS = 4
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.weight = 1.0  # w_rot: weight of the rotation loss.
+  # 'all': each image at all four angles (RotNet); its 0-degree copies also
+  # feed the class head. 'random': one random angle per image. Evaluation
+  # always uses 'all'.
+  c.mode = "all"
+  c.head_hidden = ()  # Hidden layers of the 4-way head.
+  return c
+
+
+def head(cfg) -> dict:
+  return {"outputs": NUM_ROTATIONS, "hidden": tuple(cfg.head_hidden),
+          "concat": 1}
+
+
+def transform(cfg, images, rng, train) -> dict:
+  b = images.shape[0]
+  if cfg.mode == "all" or not train:
+    rotated, k = all_rotations(images)
+    return {"images": rotated, "target": k,
+            "source": jnp.repeat(jnp.arange(b, dtype=jnp.int32),
+                                 NUM_ROTATIONS),
+            "identity": k == 0}
+  if cfg.mode != "random":
+    raise ValueError(f"pretext.rotation.mode must be 'all' or 'random', got "
+                     f"{cfg.mode!r}.")
+  rotated, k = random_rotations(rng, images)
+  return {"images": rotated, "target": k,
+          "source": jnp.arange(b, dtype=jnp.int32)}
+
+
+def loss(cfg, outputs, views, mask, axis_name=None):
+  del cfg
+  return losses.masked_cross_entropy(outputs, views["target"], mask,
+                                     axis_name)
 
 
 def _check_square(images: jax.Array):

@@ -1,0 +1,35 @@
+"""Fields every config shares: seed, parallelism, optimizer, the loop.
+
+Task configs (supervised.py, memnet.py, ...) extend this one and override
+what differs; no field is defined twice.
+"""
+import ml_collections
+
+
+def get_config(quick: bool = False) -> ml_collections.ConfigDict:
+  """`quick`: a smoke run of a minute or so."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Fixes the split, init, data order, augmentation and dropout.
+  c.task = ""  # A name from ssl_jax.tasks; set by each task config.
+  c.parallel = "jit"  # 'jit' over a device mesh, or 'pmap'.
+  c.init_from = ""  # Workdir or checkpoint whose backbone to start from.
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"  # adam | adamw | sgd | momentum | rmsprop | adadelta.
+  c.optimizer.learning_rate = 1e-3  # Peak learning rate.
+  c.optimizer.schedule = "cosine"  # 'constant' or 'cosine' decay to 0.
+  c.optimizer.warmup_steps = 0  # Linear warmup steps.
+  c.optimizer.weight_decay = 0.0  # L2 (decoupled for adamw).
+  c.optimizer.momentum = 0.9  # For 'momentum' (Nesterov).
+  c.optimizer.grad_clip_norm = 0.0  # Global-norm clipping; 0 = off.
+  c.optimizer.frozen_params = ""  # Regex of parameter paths never updated.
+
+  c.num_epochs = 2 if quick else 60  # Epochs of `steps_per_epoch` steps.
+  c.steps_per_epoch = 10 if quick else 0  # 0 = one pass over the train set.
+  c.log_every_steps = 5 if quick else 50  # Progress line (steps/s, ETA).
+  c.checkpoint_every_steps = 0  # Extra mid-epoch saves; epoch ends always save.
+  c.keep_checkpoints = 2  # Checkpoints kept in workdir/checkpoints.
+  c.early_stopping = ml_collections.ConfigDict()
+  c.early_stopping.patience = 0  # Epochs without improvement; 0 = off.
+  c.early_stopping.metric = "val_accuracy"  # A val_* metric (needs val_size).
+  return c

@@ -1,0 +1,160 @@
+"""A class head and any mix of pretext tasks on one backbone (S4L, RotNet).
+
+Every step takes `input.batch_size` labeled and `input.unlabeled_batch_size`
+unlabeled images (S4L). The images are cropped and flipped once; each
+pretext task in `config.pretext` (ssl_jax.pretext) turns them into the
+examples it needs, and the model runs its head on them. Total loss:
+  loss = classifier.weight * L_cls + sum_k pretext.<k>.weight * L_k,
+the class loss over labeled images only (a mask normalised by their count,
+never zero targets). With `classifier.probe` the class head reads
+stop_gradient(features): pretraining with an online linear probe (B).
+Metrics: 'loss' (the total), 'class_loss', 'accuracy' (the class head) and
+'<pretext>_<metric>' of each pretext task.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ssl_jax import augment
+from ssl_jax import input_pipeline
+from ssl_jax import losses
+from ssl_jax import pretext as pretext_lib
+from ssl_jax.models.heads import HeadSpec
+from ssl_jax.tasks import Setup
+from ssl_jax.tasks import Task
+from ssl_jax.tasks import classification
+
+BATCH = "image"  # The group of the (augmented) batch images themselves.
+
+
+def pretexts_of(config) -> dict:
+  """{name: (pretext module, its config)} for `config.pretext`."""
+  return {name: (pretext_lib.get(name), cfg)
+          for name, cfg in config.pretext.items()}
+
+
+def class_group(pretexts: dict, image_shape) -> str:
+  """The group the class head reads: the first pretext whose training views
+  mark the untransformed images ('identity', e.g. rotation by 0), else the
+  batch itself. Reading those rows saves a backbone pass over the batch."""
+  images = jax.ShapeDtypeStruct((2,) + tuple(image_shape), jnp.uint8)
+  for name, (module, cfg) in pretexts.items():
+    views = jax.eval_shape(functools.partial(module.transform, cfg, train=True),
+                           images, jax.random.key(0))
+    if "identity" in views:
+      return name
+  return BATCH
+
+
+def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
+           flip=False):
+  """A batch of images -> {'groups': {group: images}, 'views': {pretext:
+  views}, 'label', 'class_mask'}: what the model sees and the targets."""
+  images, labels = batch["image"], batch["label"]
+  if train:
+    augment_rng, rng = jax.random.split(rng)
+    if crop_padding or flip:
+      images = augment.augment(augment_rng, images, crop_padding, flip)
+  ones = jnp.ones(labels.shape, jnp.float32)
+  valid = batch.get("mask", ones)  # 0 on the padding of eval splits.
+  labeled = batch.get("labeled", ones) * valid
+  groups = {BATCH: images} if class_from == BATCH else {}
+  views = {}
+  for i, (name, (module, cfg)) in enumerate(pretexts.items()):
+    key = jax.random.fold_in(rng, i) if train else None
+    v = dict(module.transform(cfg, images, key, train))
+    groups[name] = v.pop("images")
+    v["mask"] = valid[v["source"]]
+    views[name] = v
+  if class_from == BATCH:
+    return {"groups": groups, "views": views, "label": labels,
+            "class_mask": labeled}
+  source = views[class_from]["source"]
+  return {"groups": groups, "views": views, "label": labels[source],
+          "class_mask": labeled[source] * views[class_from]["identity"]}
+
+
+def make_inputs(image_inputs):
+  """Each group's images -> scaled (and resized) floats for the model."""
+  return lambda batch, rng, train: {
+      g: image_inputs({"image": x}, rng, train)
+      for g, x in batch["groups"].items()}
+
+
+def loss(outputs, batch, axis_name=None, *, class_weight, pretexts):
+  """class_weight * masked class CE + sum_k w_k * L_k, and metrics."""
+  logits, _ = outputs
+  cls_loss, cls = losses.masked_cross_entropy(
+      logits["class"], batch["label"], batch["class_mask"], axis_name)
+  total = class_weight * cls_loss
+  metrics = {"class_loss": cls["loss"], "accuracy": cls["accuracy"]}
+  for name, (module, cfg) in pretexts.items():
+    views = batch["views"][name]
+    pretext_loss, m = module.loss(cfg, logits[name].astype(jnp.float32), views,
+                                  views["mask"], axis_name)
+    total = total + cfg.weight * pretext_loss
+    metrics.update({f"{name}_{k}": v for k, v in m.items()})
+  # Each device's share of one step's total: the shares sum to 1 under pmap.
+  share = 1.0 / losses.global_sum(1.0, axis_name)
+  metrics["loss"] = jnp.stack([total, share])
+  return total, metrics
+
+
+def heads(config, pretexts: dict, num_classes: int, class_from: str) -> dict:
+  """The heads this task declares for `multihead`: class + one per pretext."""
+  out = {"class": HeadSpec(num_classes, (BATCH, class_from),
+                           tuple(config.classifier.hidden),
+                           stop_gradient=config.classifier.probe)}
+  for name, (module, cfg) in pretexts.items():
+    spec = module.head(cfg)
+    out[name] = HeadSpec(spec["outputs"], (name,), tuple(spec["hidden"]),
+                         spec["concat"])
+  return out
+
+
+def make(config, mean, std, image_shape, num_classes) -> tuple[Task, dict]:
+  """The task, and the heads it declares."""
+  pretexts = pretexts_of(config)
+  class_from = class_group(pretexts, image_shape)
+  # Crops and flips happen once in `expand`, before the pretext transforms
+  # (a flip after a quarter turn would swap 90 and 270 degrees).
+  image_inputs = classification.make_inputs(config, mean, std,
+                                            augment_images=False)
+  aug = config.input.augment
+  task = Task(
+      inputs=make_inputs(image_inputs),
+      loss=functools.partial(loss, class_weight=config.classifier.weight,
+                             pretexts=pretexts),
+      expand=functools.partial(expand, pretexts=pretexts,
+                               class_from=class_from,
+                               crop_padding=aug.crop_padding, flip=aug.flip))
+  return task, heads(config, pretexts, num_classes, class_from)
+
+
+def setup(config, workdir, write: bool) -> Setup:
+  """The labeled and unlabeled training images in one array, as two streams.
+
+  Rows [0, n_labeled) are the labeled examples, the rest the unlabeled pool
+  ('labeled' = 0 masks their labels out of the class loss).
+  """
+  data, info = input_pipeline.load(config, workdir, write_split=write,
+                                   unlabeled=True)
+  labeled, pool = data["train"], data.pop("unlabeled")
+  data["train"] = {
+      k: np.concatenate([labeled[k], pool[k]]) for k in ("image", "label")}
+  data["train"]["labeled"] = np.concatenate(
+      [np.ones(len(labeled["label"]), np.float32),
+       np.zeros(len(pool["label"]), np.float32)])
+  streams = ((len(labeled["label"]), config.input.batch_size),
+             (len(pool["label"]), config.input.unlabeled_batch_size))
+  task, declared = make(config, info.mean, info.std, info.image_shape,
+                        info.num_classes)
+  # Per-class reports score the class head on the plain test images.
+  plain = classification.make(config, info.mean, info.std)
+  report = classification.class_reports(plain, data, info.class_names,
+                                        config.input.eval_batch_size)
+  return Setup(task, data, {"num_classes": info.num_classes,
+                            "heads": declared}, report=report,
+               streams=streams)
