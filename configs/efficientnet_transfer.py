@@ -6,7 +6,7 @@ backbone frozen, a Dense 256 - Dense 256 - Dense 10 head trained on all
 The ImageNet weights are Keras's, converted (download efficientnetb0_notop.h5
 yourself):
 
-  python -m ssl_jax.convert_keras --h5=efficientnetb0_notop.h5 \
+  python -m ssl_jax.tools.convert_keras --h5=efficientnetb0_notop.h5 \
       --out=runs/effnet_b0 --no_top
   python -m ssl_jax.main --config=configs/efficientnet_transfer.py \
       --workdir=runs/transfer --config.init_from=runs/effnet_b0

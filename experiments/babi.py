@@ -10,7 +10,7 @@ import sys
 from absl import app
 from absl import flags
 
-from ssl_jax import experiment
+from lib import experiment
 from ssl_jax.data import babi
 
 _OUT = flags.DEFINE_string("out", "runs/babi", "Directory for runs and table.")

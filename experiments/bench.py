@@ -26,14 +26,16 @@ import optax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from ssl_jax import keras_models
+from ssl_jax import losses
 from ssl_jax import parallel
-from ssl_jax import rotation
 from ssl_jax import train
 from ssl_jax.models import get_model
+from ssl_jax.models.heads import HeadSpec
+from ssl_jax.pretext import rotation
 from ssl_jax.tasks import Task
 from ssl_jax.tasks import classification
-from ssl_jax.tasks import multitask
+from ssl_jax.tasks import pretext_mix
+from ssl_jax.tools import keras_models
 
 _OUT = flags.DEFINE_string("out", "runs/bench", "Where bench.json/.md go.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per side.")
@@ -150,13 +152,15 @@ def core_cnn(batch_size: int, steps: int):
   rng = np.random.default_rng(1)
   labels, rots = rng.integers(0, 10, n), rng.integers(0, 4, n)
   data = {"image": _images(n), "label": labels.astype(np.int32),
-          "rotation_label": rots.astype(np.int32),
           "class_mask": np.ones(n, np.float32),
-          "rotation_mask": np.ones(n, np.float32)}
-  model = get_model("multihead", num_classes=10, rotation_head=True,
-                    head_dropout_rate=0.3, backbone_config={})
+          "views": {"rotation": {"target": rots.astype(np.int32),
+                                 "mask": np.ones(n, np.float32)}}}
+  heads = {"class": HeadSpec(10), "rotation": HeadSpec(4)}
+  model = get_model("multihead", {"heads": heads}, head_dropout_rate=0.3,
+                    backbone_config={})
   task = Task(inputs=lambda b, r, train: b["image"], loss=functools.partial(
-      multitask.loss, class_weight=1.0, rotation_weight=1.0))
+      pretext_mix.loss, class_weight=1.0,
+      pretexts={"rotation": (rotation, rotation.get_config())}))
   ours = OurTrainLoop(model, task, data, batch_size, steps, data["image"][:1])
 
   km = keras_models.core_cnn(heads=(10, 4))
@@ -227,14 +231,14 @@ def rotation_epoch(images: np.ndarray, batch_size: int):
             "rotation_mask": jnp.ones(k.shape, jnp.float32)}
 
   def loss(outputs, batch, axis_name=None):
-    total, metrics = classification.masked_cross_entropy(
+    total, metrics = losses.masked_cross_entropy(
         outputs[0]["rotation"], batch["rotation_label"],
         batch["rotation_mask"], axis_name)
     return total, {"loss": jnp.stack([total, 1.0]), **metrics}
 
   task = Task(inputs=lambda b, r, train: b["image"], loss=loss, expand=expand)
-  model = get_model("multihead", rotation_head=True, head_dropout_rate=0.3,
-                    backbone_config={})
+  model = get_model("multihead", {"heads": {"rotation": HeadSpec(4)}},
+                    head_dropout_rate=0.3, backbone_config={})
   ours = OurTrainLoop(model, task, {"image": images}, batch_size,
                       n // batch_size, images[:1])
 

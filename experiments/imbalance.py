@@ -15,7 +15,7 @@ import sys
 from absl import app
 from absl import flags
 
-from ssl_jax import experiment
+from lib import experiment
 
 _OUT = flags.DEFINE_string("out", "runs/imbalance", "Directory for runs.")
 _EPOCHS = flags.DEFINE_integer("epochs", 30, "Epochs per run (at most).")

@@ -10,7 +10,7 @@ import sys
 from absl import app
 from absl import flags
 
-from ssl_jax import experiment
+from lib import experiment
 
 _OUT = flags.DEFINE_string("out", "runs/norms", "Directory for runs and table.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")

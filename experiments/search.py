@@ -1,4 +1,4 @@
-"""The seeds' random search over the CNN family (ssl_jax/search.py).
+"""The seeds' random search over the CNN family (experiments/lib/search.py).
 
   python experiments/search.py --out=runs/search --trials=5 --epochs=5 [--quick]
 
@@ -13,7 +13,7 @@ import sys
 from absl import app
 from absl import flags
 
-from ssl_jax import search
+from lib import search
 
 _OUT = flags.DEFINE_string("out", "runs/search", "Directory for trials.")
 _TRIALS = flags.DEFINE_integer("trials", 5, "Trials (the seeds: 5).")

@@ -1,9 +1,11 @@
 """Self-supervision with 200 CIFAR-10 labels: (A) supervised only, (B)
-rotation pretraining + fine-tuning, (C) the two-head loss-weight sweep, and
-the utility U(n) of self-supervision for several label budgets.
+pretext pretraining + fine-tuning, (C) the class + pretext loss-weight
+sweep, and the utility U(n) of self-supervision for several label budgets.
 
   python experiments/self_supervision.py --out=runs/ssl --parts=A,B     # 3 seeds each
   python experiments/self_supervision.py --out=runs/ssl --parts=C       # weight sweep
+  python experiments/self_supervision.py --out=runs/ssl --parts=B,C \
+      --pretext=rotation,jigsaw,exemplar,rotation+exemplar --seeds=0
   python experiments/self_supervision.py --out=runs/ssl --parts=utility --budgets=200,500,1000,2000,5000
 
 Every run is an ordinary, resumable workdir under --out (rerunning skips
@@ -19,20 +21,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from ssl_jax import experiment
-from ssl_jax import utility
+from lib import experiment
+from lib import utility
 
 _OUT = flags.DEFINE_string("out", "runs/ssl", "Directory for runs, tables.")
 _PARTS = flags.DEFINE_list("parts", "A,B,C,utility", "What to run.")
 _SEEDS = flags.DEFINE_list("seeds", "0,1,2", "Seeds of (A), (B), (C).")
+_PRETEXTS = flags.DEFINE_list(
+    "pretext", "rotation", "Pretext choices, each a name from ssl_jax.pretext "
+    "or a mix 'a+b'; (B) and (C) run for each, with a table of their own.")
 _PRETRAIN_EPOCHS = flags.DEFINE_integer("pretrain_epochs", 10,
-                                        "Rotation pretraining epochs.")
+                                        "Pretext pretraining epochs.")
 _MULTITASK_EPOCHS = flags.DEFINE_integer("multitask_epochs", 10,
                                          "Epochs of the two-head runs.")
 _MODES = flags.DEFINE_list("modes", "full,linear,frozen_blocks",
                            "Fine-tuning modes of (B).")
-_WEIGHTS = flags.DEFINE_list("weights", "10:1,1:10,1:1,1:5,4:1,3:5",
-                             "cls:rot loss weights of (C).")
+_WEIGHTS = flags.DEFINE_list(
+    "weights", "10:1,1:10,1:1,1:5,4:1,3:5", "cls:pretext loss weights of "
+    "(C); in a mix, every pretext task gets the pretext weight.")
 _BUDGETS = flags.DEFINE_list("budgets", "200,500,1000,2000,5000",
                              "Label budgets n of U(n) (multiples of 10).")
 _UTILITY_MODE = flags.DEFINE_string("utility_mode", "frozen_blocks",
@@ -89,45 +95,61 @@ def scratch(seed: int, labels: int = 200) -> dict:
                "optimizer.learning_rate": 1e-3})
 
 
-def pretrain(seed: int) -> dict:
+def _slug(choice: str) -> str:
+  """A pretext choice in workdir and table names; rotation keeps the names
+  of the runs before pretext tasks were plug-ins."""
+  return "" if choice == "rotation" else "_" + choice.replace("+", "-")
+
+
+def pretrain(seed: int, choice: str = "rotation") -> dict:
   arg, name = _backbone()
-  return _run(f"configs/rotation.py:{arg}", f"rotation{name}_s{seed}",
+  return _run(f"configs/pretrain.py:pretext={choice},{arg}",
+              f"{choice.replace('+', '-')}{name}_s{seed}",
               {"seed": seed, "num_epochs": _PRETRAIN_EPOCHS.value})
 
 
-def finetune(seed: int, mode: str, labels: int = 200) -> dict:
+def finetune(seed: int, mode: str, labels: int = 200,
+             choice: str = "rotation") -> dict:
   arg, name = _backbone()
-  init = pathlib.Path(_OUT.value) / f"rotation{name}_s{seed}"
+  init = pathlib.Path(_OUT.value) / f"{choice.replace('+', '-')}{name}_s{seed}"
   return _run(f"configs/finetune.py:mode={mode},{arg}",
-              f"finetune_{mode}{name}_n{labels}_s{seed}",
+              f"finetune_{mode}{_slug(choice)}{name}_n{labels}_s{seed}",
               {"seed": seed, "input.labels_per_class": labels // 10,
                "init_from": str(init)})
 
 
-def multitask(seed: int, weights: str) -> dict:
-  cls, rot = map(float, weights.split(":"))
+def multitask(seed: int, weights: str, choice: str = "rotation") -> dict:
+  cls, w = map(float, weights.split(":"))
   arg, name = _backbone()
-  return _run(f"configs/multitask.py:{arg}",
-              f"multitask{name}_{cls:g}to{rot:g}_s{seed}",
-              {"seed": seed, "loss.class_weight": cls,
-               "loss.rotation_weight": rot,
+  return _run(f"configs/multitask.py:pretext={choice},{arg}",
+              f"multitask{_slug(choice)}{name}_{cls:g}to{w:g}_s{seed}",
+              {"seed": seed, "classifier.weight": cls,
+               **{f"pretext.{p}.weight": w for p in choice.split("+")},
                "num_epochs": _MULTITASK_EPOCHS.value})
 
 
-def _summary(name: str, results: list[dict], rotation_from=None) -> dict:
-  """Mean +- std over seeds of the final epoch's test metrics."""
+def _mean_std(values) -> str:
+  return f"{np.mean(values):.2f} +- {np.std(values):.2f}"
+
+
+def _summary(name: str, results: list[dict], pretext_from=None) -> dict:
+  """Mean +- std over seeds of the final epoch's test metrics; the pretext
+  tasks' test accuracies from `pretext_from` (the pretraining runs)."""
   acc = 100 * np.array([r["test_accuracy"] for r in results])
-  rot = rotation_from or results
-  rot = 100 * np.array([r["test_rotation_accuracy"] for r in rot
-                        if "test_rotation_accuracy" in r])
+  runs = pretext_from or results
+  pretexts = sorted({k[len("test_"):-len("_accuracy")] for r in runs
+                     for k in r if k.startswith("test_") and
+                     k.endswith("_accuracy") and k != "test_accuracy"})
+  scores = {p: 100 * np.array([r[f"test_{p}_accuracy"] for r in runs])
+            for p in pretexts}
   return {"method": name, "seeds": len(results),
-          "test_accuracy": f"{acc.mean():.2f} +- {acc.std():.2f}",
+          "test_accuracy": _mean_std(acc),
           "per_seed": ", ".join(f"{a:.2f}" for a in acc),
           "test_accuracy_mean": acc.mean(), "test_accuracy_std": acc.std(),
-          "rotation_accuracy": (f"{rot.mean():.2f} +- {rot.std():.2f}"
-                                if rot.size else ""),
-          "rotation_accuracy_mean": rot.mean() if rot.size else np.nan,
-          "rotation_accuracy_std": rot.std() if rot.size else np.nan,
+          "pretext_accuracy": "; ".join(f"{p} {_mean_std(v)}"
+                                        for p, v in scores.items()),
+          **{f"{p}_accuracy_mean": v.mean() for p, v in scores.items()},
+          **{f"{p}_accuracy_std": v.std() for p, v in scores.items()},
           "wall_time_s": int(np.mean([r["wall_time_s"] for r in results]))}
 
 
@@ -159,52 +181,59 @@ def _save(fig, name: str):
   plt.close(fig)
 
 
-def run_ab(seeds: list[int]) -> list[dict]:
-  rows = [_summary("(A) supervised", [supervised(s) for s in seeds])]
-  if _BACKBONE.value != "core_cnn":
-    rows.append(_summary(f"(A) supervised, {_BACKBONE.value}",
-                         [scratch(s) for s in seeds]))
-  pretrained = [pretrain(s) for s in seeds]
-  rows.append(_summary("(B) rotation pretraining, online linear probe",
-                       pretrained))
-  for mode in _MODES.value:
-    rows.append(_summary(f"(B) fine-tune: {mode}",
-                         [finetune(s, mode) for s in seeds], pretrained))
-  _table("ab", rows, ["method", "seeds", "test_accuracy", "rotation_accuracy",
-                      "wall_time_s"])
+def run_ab(seeds: list[int], choice: str) -> list[dict]:
+  rows = []
+  if "A" in _PARTS.value:
+    rows.append(_summary("(A) supervised", [supervised(s) for s in seeds]))
+    if _BACKBONE.value != "core_cnn":
+      rows.append(_summary(f"(A) supervised, {_BACKBONE.value}",
+                           [scratch(s) for s in seeds]))
+  if "B" in _PARTS.value:
+    pretrained = [pretrain(s, choice) for s in seeds]
+    rows.append(_summary(f"(B) {choice} pretraining, online linear probe",
+                         pretrained))
+    for mode in _MODES.value:
+      rows.append(_summary(f"(B) {choice}, fine-tune: {mode}",
+                           [finetune(s, mode, choice=choice) for s in seeds],
+                           pretrained))
+  _table(f"ab{_slug(choice)}", rows, [
+      "method", "seeds", "test_accuracy", "pretext_accuracy", "wall_time_s"])
   fig, ax = plt.subplots(figsize=(8, 3.5))
   ax.barh([r["method"] for r in rows], [r["test_accuracy_mean"] for r in rows],
           xerr=[r["test_accuracy_std"] for r in rows])
   ax.set(xlabel="test accuracy (%), 200 labels", title="(A) vs (B)")
-  _save(fig, "ab")
+  _save(fig, f"ab{_slug(choice)}")
   return rows
 
 
-def run_c(seeds: list[int], reference: list[dict]):
+def run_c(seeds: list[int], reference: list[dict], choice: str) -> list[dict]:
   rows = []
   for w in _WEIGHTS.value:
-    results = [multitask(s, w) for s in seeds]
-    rows.append({**_summary(f"(C) cls:rot = {w}", results), "weights": w,
-                 "ratio": np.divide(*map(float, w.split(":")))})
+    results = [multitask(s, w, choice) for s in seeds]
+    rows.append({**_summary(f"(C) {choice}, cls:pretext = {w}", results),
+                 "weights": w, "ratio": np.divide(*map(float, w.split(":")))})
   rows.sort(key=lambda r: r["ratio"])
-  _table("multitask", rows + reference, [
-      "method", "seeds", "test_accuracy", "per_seed", "rotation_accuracy",
+  name = f"multitask{_slug(choice)}"
+  _table(name, rows + reference, [
+      "method", "seeds", "test_accuracy", "per_seed", "pretext_accuracy",
       "wall_time_s"])
   fig, ax = plt.subplots(figsize=(6, 4))
   ratios = [r["ratio"] for r in rows]
-  for key, marker, label in (("test_accuracy", "o", "class accuracy"),
-                             ("rotation_accuracy", "s", "rotation accuracy")):
+  curves = [("test_accuracy", "class accuracy")] + [
+      (f"{p}_accuracy", f"{p} accuracy") for p in choice.split("+")]
+  for i, (key, label) in enumerate(curves):
     ax.errorbar(ratios, [r[f"{key}_mean"] for r in rows],
-                [r[f"{key}_std"] for r in rows], marker=marker, capsize=3,
-                label=label)
-  for i, r in enumerate(reference):  # C0, C1 are the two curves.
-    ax.axhline(r["test_accuracy_mean"], ls="--", lw=1, color=f"C{i + 2}",
-               label=r["method"])
-  ax.set(xscale="log", xlabel="w_cls / w_rot", ylabel="test accuracy (%)")
+                [r[f"{key}_std"] for r in rows], marker="os^v"[i % 4],
+                capsize=3, label=label)
+  for i, r in enumerate(reference):  # The curves take the first colours.
+    ax.axhline(r["test_accuracy_mean"], ls="--", lw=1,
+               color=f"C{i + len(curves)}", label=r["method"])
+  ax.set(xscale="log", xlabel="w_cls / w_pretext", ylabel="test accuracy (%)")
   ax.set_xticks(ratios, [r["weights"] for r in rows])
   ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
   ax.legend(fontsize=7)
-  _save(fig, "multitask")
+  _save(fig, name)
+  return rows
 
 
 def run_utility(seed: int):
@@ -237,11 +266,19 @@ def run_utility(seed: int):
 def main(_):
   seeds = [int(s) for s in _SEEDS.value]
   extra = _references()  # Checked before any run starts.
-  reference = []
-  if {"A", "B"} & set(_PARTS.value):
-    reference = run_ab(seeds)
-  if "C" in _PARTS.value:
-    run_c(seeds, reference + extra)
+  rows = []
+  for choice in _PRETEXTS.value:
+    reference = []
+    if {"A", "B"} & set(_PARTS.value):
+      reference = run_ab(seeds, choice)
+      rows += reference
+    if "C" in _PARTS.value:
+      rows += run_c(seeds, reference + extra, choice)
+  if len(_PRETEXTS.value) > 1:  # Every choice side by side (A once).
+    once = {r["method"]: r for r in rows}
+    _table("pretexts", list(once.values()), [
+        "method", "seeds", "test_accuracy", "pretext_accuracy",
+        "wall_time_s"])
   if "utility" in _PARTS.value:
     run_utility(seeds[0])
 

@@ -1,7 +1,7 @@
 """Starting a run from a pretrained backbone (`config.init_from`).
 
 The source is a training workdir (its latest checkpoint), a checkpoints/
-directory, or a single saved item such as `ssl_jax.convert_keras` writes.
+directory, or a single saved item such as `ssl_jax.tools.convert_keras` writes.
 The `backbone` subtree of its parameters and BatchNorm statistics replaces
 ours; everything else (new heads) keeps its fresh initialisation. Names and
 shapes must match exactly, else the error lists every difference.

@@ -44,7 +44,7 @@ def tiny_config(name="supervised", arg="quick", **overrides):
 
 
 def main_command(workdir, overrides: dict, config="configs/supervised.py:quick"):
-  from ssl_jax import experiment  # pylint: disable=g-import-not-at-top
+  from lib import experiment  # pylint: disable=g-import-not-at-top
   return experiment.main_command(config, workdir, overrides)
 
 

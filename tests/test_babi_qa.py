@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from ssl_jax import ask
+from ssl_jax.tools import ask
 from ssl_jax import train
 from ssl_jax.tasks import babi_qa
 

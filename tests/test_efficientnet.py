@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax import convert_keras
+from ssl_jax.tools import convert_keras
 from ssl_jax.models.efficientnet import EfficientNet, VARIANTS, flops_and_params
 
 # Keras 3.15 count_params() of EfficientNetB* with top (total, trainable),

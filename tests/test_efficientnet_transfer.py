@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ssl_jax import checkpointing
-from ssl_jax import convert_keras
+from ssl_jax.tools import convert_keras
 from ssl_jax import pretrained
 from ssl_jax import train
 from ssl_jax.models.efficientnet import EfficientNet

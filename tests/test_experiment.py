@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from ssl_jax import experiment
+from lib import experiment
 
 
 class FakeMain:

@@ -37,23 +37,37 @@ def test_self_supervision(tmp_path):
   # utility_mode=full reuses (B)'s n=200 fine-tuning run.
   _run("self_supervision.py", tmp_path, "--parts=A,B,C,utility", "--seeds=0",
        "--modes=full", "--weights=1:1", "--budgets=200,500",
-       "--utility_mode=full", "--reference=(B) earlier table=47.36")
+       "--pretext=rotation,jigsaw", "--utility_mode=full",
+       "--reference=(B) earlier table=47.36")
   ab = json.loads((tmp_path / "ab.json").read_text())
   assert [r["method"] for r in ab] == [
       "(A) supervised", "(B) rotation pretraining, online linear probe",
-      "(B) fine-tune: full"]
+      "(B) rotation, fine-tune: full"]
   (c, *refs) = json.loads((tmp_path / "multitask.json").read_text())
   last = json.loads((tmp_path / "multitask_1to1_s0" / "metrics.jsonl")
                     .read_text().splitlines()[-1])
   assert c["per_seed"] == f"{100 * last['test_accuracy']:.2f}"
-  assert c["rotation_accuracy"] == (
-      f"{100 * last['test_rotation_accuracy']:.2f} +- 0.00")
+  assert c["pretext_accuracy"] == (
+      f"rotation {100 * last['test_rotation_accuracy']:.2f} +- 0.00")
   assert [(r["method"], r["test_accuracy_mean"]) for r in refs] == [
       (r["method"], r["test_accuracy_mean"]) for r in ab] + [
           ("(B) earlier table", 47.36)]
+  # The second choice: its own runs and tables, its own pretext metric.
+  (jig,) = json.loads((tmp_path / "multitask_jigsaw.json").read_text())[:1]
+  last = json.loads((tmp_path / "multitask_jigsaw_1to1_s0" / "metrics.jsonl")
+                    .read_text().splitlines()[-1])
+  assert jig["pretext_accuracy"] == (
+      f"jigsaw {100 * last['test_jigsaw_accuracy']:.2f} +- 0.00")
+  ran = json.loads((tmp_path / "jigsaw_s0" / "config.json").read_text())
+  assert list(ran["pretext"]) == ["jigsaw"] and ran["classifier"]["probe"]
+  both = [r["method"] for r in json.loads(
+      (tmp_path / "pretexts.json").read_text())]
+  assert both.count("(A) supervised") == 1
+  assert "(B) jigsaw, fine-tune: full" in both
+  assert "(C) rotation, cls:pretext = 1:1" in both
   utility = json.loads((tmp_path / "utility.json").read_text())
   assert [r["n"] for r in utility] == [200, 500]
-  for name in ("ab", "multitask", "utility"):
+  for name in ("ab", "multitask", "ab_jigsaw", "multitask_jigsaw", "utility"):
     assert (tmp_path / f"{name}.png").stat().st_size > 0
 
 

@@ -9,6 +9,7 @@ from ssl_jax import checkpointing
 from ssl_jax import optim
 from ssl_jax import train
 from ssl_jax.models import get_model
+from ssl_jax.models.heads import HeadSpec
 
 import helpers
 
@@ -23,7 +24,7 @@ def pretrain_dir(tmp_path_factory):
   """A rotation pretraining run of 2 steps."""
   workdir = tmp_path_factory.mktemp("rotation")
   train.train_and_evaluate(helpers.tiny_config(
-      "rotation", num_epochs=1, steps_per_epoch=2), workdir)
+      "pretrain", num_epochs=1, steps_per_epoch=2), workdir)
   return workdir
 
 
@@ -95,8 +96,8 @@ def test_frozen_params_pattern_must_match(tmp_path):
     ("resnet", {"conv0", "norm0", "stage1_0", "stage2_0"})])
 def test_frozen_blocks_mode_freezes_the_first_blocks(backbone, frozen):
   config = helpers.load_config("finetune", "mode=frozen_blocks,blocks=2")
-  model = get_model("multihead", num_classes=10, backbone=backbone,
-                    backbone_config={})
+  model = get_model("multihead", {"heads": {"class": HeadSpec(10)}},
+                    backbone=backbone, backbone_config={})
   params = model.init(jax.random.key(0), np.zeros((1, 32, 32, 3)),
                       train=False)["params"]
   labels = optim.frozen_labels(config.optimizer.frozen_params)(params)

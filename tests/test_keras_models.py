@@ -4,8 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax import keras_models
+from ssl_jax.tools import keras_models
 from ssl_jax.models import get_model
+from ssl_jax.models.heads import HeadSpec
 
 
 # The seeds' core CNN; their full-data baseline (configs/cnn.py); a searched
@@ -55,8 +56,9 @@ def test_keras_cnn_family_matches_multihead(fields):
   variables = {"params": {"backbone": params, "class_head": head(class_head),
                           "rotation_head": head(rotation_head)},
                "batch_stats": {"backbone": stats}}
-  model = get_model("multihead", num_classes=10, rotation_head=True,
-                    head_dropout_rate=0.3, backbone_config=fields)
+  heads = {"class": HeadSpec(10), "rotation": HeadSpec(4)}
+  model = get_model("multihead", {"heads": heads}, head_dropout_rate=0.3,
+                    backbone_config=fields)
   x = rng.random((4, 32, 32, 3)).astype(np.float32)
   init = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
   assert jax.tree.map(np.shape, variables) == jax.tree.map(np.shape, init)

@@ -10,7 +10,7 @@ import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ssl_jax import keras_models
+from ssl_jax.tools import keras_models
 from ssl_jax.data import babi
 from ssl_jax.models import get_model
 from ssl_jax.models import memnet

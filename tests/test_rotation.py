@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ssl_jax import parallel
-from ssl_jax import rotation
-from ssl_jax.tasks import multitask
+from ssl_jax.pretext import rotation
+from ssl_jax.tasks import pretext_mix
 
 import helpers
 
@@ -57,6 +57,12 @@ def test_random_rotations_match_their_labels():
     np.testing.assert_array_equal(turned[i], np.rot90(images[i], k[i]))
 
 
+def _pretexts(mode):
+  cfg = rotation.get_config()
+  cfg.mode = mode
+  return {"rotation": (rotation, cfg)}
+
+
 def test_expanded_batch_stays_aligned_when_sharded():
   """Each rotated row keeps its own label, masks and rotation, on 4 devices."""
   assert jax.device_count() == 4
@@ -66,18 +72,29 @@ def test_expanded_batch_stays_aligned_when_sharded():
   mesh = parallel.make_mesh()
   sharded = jax.device_put(batch, NamedSharding(mesh, P(parallel.AXIS)))
   for mode in ("all", "random"):
-    expand = jax.jit(lambda b, r, m=mode: multitask.expand(b, r, True, mode=m))
+    pretexts = _pretexts(mode)
+    class_from = pretext_mix.class_group(pretexts, images.shape[1:])
+    # 'all' routes the class head to the 0-degree rows: no extra pass.
+    assert class_from == {"all": "rotation", "random": "image"}[mode]
+    expand = jax.jit(lambda b, r, p=pretexts, c=class_from: pretext_mix.expand(
+        b, r, True, pretexts=p, class_from=c))
     out = jax.device_get(expand(sharded, jax.random.key(1)))
-    for row in range(len(out["label"])):
-      i = out["label"][row]  # The label is the example's index here.
-      k = out["rotation_label"][row]
-      np.testing.assert_array_equal(out["image"][row], np.rot90(images[i], k))
-      if out["class_mask"][row]:  # Class loss: labeled and unrotated only.
-        assert batch["labeled"][i] == 1 and k == 0
-    if mode == "all":
-      assert out["class_mask"].sum() == 4 and out["rotation_mask"].sum() == 32
-    else:
-      assert out["class_mask"].sum() == 4 and out["rotation_mask"].sum() == 8
+    views = out["views"]["rotation"]
+    rotated = out["groups"]["rotation"]
+    for row in range(len(rotated)):
+      i = views["source"][row]
+      np.testing.assert_array_equal(rotated[row],
+                                    np.rot90(images[i], views["target"][row]))
+    assert views["mask"].sum() == len(rotated)
+    if mode == "all":  # Class loss: labeled and unrotated rows only.
+      assert len(rotated) == 32 and out["class_mask"].sum() == 4
+      for row in np.flatnonzero(out["class_mask"]):
+        assert views["target"][row] == 0
+        assert out["label"][row] == views["source"][row]
+        assert batch["labeled"][views["source"][row]] == 1
+    else:  # The batch itself is the class head's group.
+      np.testing.assert_array_equal(out["groups"]["image"], images)
+      np.testing.assert_array_equal(out["class_mask"], batch["labeled"])
 
 
 def test_flips_happen_before_rotations():
@@ -89,20 +106,22 @@ def test_flips_happen_before_rotations():
   config = helpers.load_config("multitask")
   config.input.augment.crop_padding = 0
   config.input.augment.flip = True
-  task = multitask.make(config, np.zeros(3, np.float32),
-                        np.ones(3, np.float32))
   images = _images(16)
   batch = {"image": images, "label": np.arange(16, dtype=np.int32)}
   for mode in ("all", "random"):
+    config.pretext.rotation.mode = mode
+    task, _ = pretext_mix.make(config, np.zeros(3, np.float32),
+                               np.ones(3, np.float32), images.shape[1:], 10)
+
     @jax.jit
-    def model_input(b, rng, m=mode):
-      expand = task.expand.func(b, jax.random.fold_in(rng, 1), True,
-                                **{**task.expand.keywords, "mode": m})
-      return task.inputs(expand, rng, True), expand
+    def model_input(b, rng, task=task):
+      expanded = task.expand(b, jax.random.fold_in(rng, 1), True)
+      return task.inputs(expanded, rng, True), expanded
     x, out = jax.device_get(model_input(batch, jax.random.key(5)))
+    x, views = x["rotation"], out["views"]["rotation"]
     flipped = 0
     for row in range(len(x)):
-      i, k = out["label"][row], out["rotation_label"][row]
+      i, k = views["source"][row], views["target"][row]
       rotations = [np.rot90(img, k) / 255.0
                    for img in (images[i], images[i][:, ::-1])]
       match = [np.allclose(x[row], r, atol=1e-6) for r in rotations]

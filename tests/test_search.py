@@ -2,7 +2,7 @@
 import jax
 import jax.numpy as jnp
 
-from ssl_jax import search
+from lib import search
 from ssl_jax.models import get_model
 
 

@@ -2,10 +2,10 @@
 
 Layer for layer the Keras 3 `keras.applications.EfficientNetB*` graph, with
 the same module names (`stem_conv`, `block2a/dwconv`, `top_bn`,
-`predictions`, ...) so `ssl_jax.convert_keras` copies weights 1:1. The
+`predictions`, ...) so `ssl_jax.tools.convert_keras` copies weights 1:1. The
 Keras model's input preprocessing (Rescaling + Normalization) is NOT part of
 this model: it takes already normalized NHWC float images, see
-`ssl_jax.convert_keras.keras_preprocess`.
+`ssl_jax.tools.convert_keras.keras_preprocess`.
 """
 import functools
 import math

@@ -36,9 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   # The permutation set defines the task, so it has its own seed rather than
   # following the run's: runs with different seeds solve the same puzzles.
   c.permutation_seed = 0
-  # 0 keeps each tile's own size; N > 0 resizes tiles (bilinear) to N x N,
-  # for backbones that need a minimum input size (VALID-padded CNNs).
-  c.tile_size = 0
+  # N > 0 resizes tiles (bilinear) to N x N: 32 suits backbones made for
+  # 32x32 images (the core CNN's VALID convs need it); 0 keeps their size.
+  c.tile_size = 32
   # Hidden layers after the concatenation: they let the head relate tiles,
   # like fc7 of the paper's context-free network.
   c.head_hidden = (512,)

@@ -12,6 +12,7 @@ Metrics: 'loss' (the total), 'class_loss', 'accuracy' (the class head) and
 '<pretext>_<metric>' of each pretext task.
 """
 import functools
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -62,8 +63,10 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
   labeled = batch.get("labeled", ones) * valid
   groups = {BATCH: images} if class_from == BATCH else {}
   views = {}
-  for i, (name, (module, cfg)) in enumerate(pretexts.items()):
-    key = jax.random.fold_in(rng, i) if train else None
+  for name, (module, cfg) in pretexts.items():
+    # Keyed by name: a pretext draws the same whatever else is in the mix.
+    seed = zlib.crc32(name.encode()) & 0x7FFFFFFF
+    key = jax.random.fold_in(rng, seed) if train else None
     v = dict(module.transform(cfg, images, key, train))
     groups[name] = v.pop("images")
     v["mask"] = valid[v["source"]]

@@ -1,7 +1,7 @@
 """Ask a trained bAbI memory network about a story of your own.
 
-  python -m ssl_jax.ask --workdir=runs/babi/memn2n_task1
-  python -m ssl_jax.ask --workdir=DIR --story="Mary went to the kitchen." \
+  python -m ssl_jax.tools.ask --workdir=runs/babi/memn2n_task1
+  python -m ssl_jax.tools.ask --workdir=DIR --story="Mary went to the kitchen." \
       --question="Where is Mary?"
 
 Interactively: type the story's sentences, an empty line, then the question.

@@ -14,7 +14,7 @@ import shlex
 
 import optuna
 
-from ssl_jax import experiment
+from lib import experiment
 
 # The seeds' space: conv blocks 3-5, filters 32-128 step 32 and max/avg
 # pooling per block, dropout, dense units 64-256 step 32, learning rate.

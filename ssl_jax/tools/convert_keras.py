@@ -1,6 +1,6 @@
 """Keras `keras.applications.EfficientNetB*` weights -> `ssl_jax` EfficientNet.
 
-    python -m ssl_jax.convert_keras --h5=efficientnetb0_notop.h5 --out=DIR \
+    python -m ssl_jax.tools.convert_keras --h5=efficientnetb0_notop.h5 --out=DIR \
         [--variant=b0] [--no_top]
 
 Input convention. The Keras models start with Rescaling(1/255) and

@@ -1,0 +1,1 @@
+"""Helpers of the experiment scripts: sweeps, the search space, U(n)."""

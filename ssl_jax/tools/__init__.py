@@ -1,0 +1,1 @@
+"""Tools around training: Keras conversion and references, the bAbI CLI."""

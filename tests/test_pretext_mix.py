@@ -1,0 +1,237 @@
+"""The class head + pretext mix: masked losses, weights, devices, plug-ins."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from ssl_jax import losses
+from ssl_jax import parallel
+from ssl_jax import pretext
+from ssl_jax import train
+from ssl_jax.models import get_model
+from ssl_jax.tasks import pretext_mix
+
+import helpers
+
+BACKBONE = {"features": (8, 16, 16), "dense": 32}
+MEAN, STD = np.full(3, 0.5, np.float32), np.full(3, 0.25, np.float32)
+
+
+def _task(names="rotation", class_weight=1.0, augment=True,
+          exemplar_augment=True, **weights):
+  """The mix task for `names` ('a+b'), with pretext weights by name."""
+  config = helpers.load_config("multitask", f"quick,pretext={names}")
+  config.classifier.weight = class_weight
+  for name, w in weights.items():
+    config.pretext[name].weight = w
+  config.input.augment.crop_padding = 4 if augment else 0
+  config.input.augment.flip = augment
+  if "exemplar" in config.pretext:  # Keep the copies small and quick.
+    config.pretext.exemplar.head_hidden = (16,)
+    if not exemplar_augment:  # Copies equal to their image: nothing drawn.
+      config.pretext.exemplar.update(crop_padding=0, flip=False,
+                                     color_jitter=0.0, grayscale_prob=0.0)
+  return pretext_mix.make(config, MEAN, STD, (32, 32, 3), 10)
+
+
+def _data(batch=16, labeled=4):
+  rng = np.random.default_rng(0)
+  return {"image": rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8),
+          "label": rng.integers(0, 10, (batch,)).astype(np.int32),
+          "labeled": (np.arange(batch) % (batch // labeled) == 0).astype(
+              np.float32)}
+
+
+def _state(task, heads, data, axis_name=None, dropout=True, norm="batch"):
+  model = get_model(
+      "multihead", {"heads": heads},
+      backbone_config={**BACKBONE, "dropout_rate": 0.3 * dropout,
+                       "norm": norm},
+      head_dropout_rate=0.2 * dropout, axis_name=axis_name)
+  sample = task.inputs(task.expand(jax.tree.map(lambda a: a[:2], data), None,
+                                   False), None, False)
+  return train.create_train_state(jax.random.key(1), model, optax.adam(3e-3),
+                                  sample)
+
+
+def _log_softmax(z):
+  z = np.asarray(z, np.float64)
+  z = z - z.max(-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_masked_loss_equals_hand_computation():
+  rng = np.random.default_rng(1)
+  n = 12
+  logits = {"class": rng.normal(size=(n, 10)), "rotation": rng.normal(size=(
+      n, 4))}
+  class_mask = (rng.random(n) < 0.4).astype(np.float32)
+  rot_mask = (rng.random(n) < 0.8).astype(np.float32)
+  label = np.where(class_mask > 0, rng.integers(0, 10, n), -1)  # -1: none.
+  target = rng.integers(0, 4, n)
+  batch = {"label": label, "class_mask": class_mask,
+           "views": {"rotation": {"target": target, "mask": rot_mask}}}
+  config = ml_collections.ConfigDict({"weight": 0.5})
+  total, metrics = pretext_mix.loss(
+      (jax.tree.map(jnp.asarray, logits), {}), batch, class_weight=3.0,
+      pretexts={"rotation": (pretext.get("rotation"), config)})
+  ce = lambda z, y: -_log_softmax(z)[np.arange(n), np.maximum(y, 0)]
+  mean = lambda v, m: (v * m).sum() / m.sum()
+  l_cls = mean(ce(logits["class"], label), class_mask)
+  l_rot = mean(ce(logits["rotation"], target), rot_mask)
+  np.testing.assert_allclose(total, 3.0 * l_cls + 0.5 * l_rot, rtol=1e-5)
+  np.testing.assert_allclose(metrics["class_loss"],
+                             [l_cls * class_mask.sum(), class_mask.sum()],
+                             rtol=1e-5)
+  np.testing.assert_allclose(metrics["rotation_loss"],
+                             [l_rot * rot_mask.sum(), rot_mask.sum()],
+                             rtol=1e-5)
+
+
+def _grads(task, state, data, params=None):
+  batch = task.expand(data, jax.random.key(2), True)
+  x = task.inputs(batch, jax.random.key(3), True)
+
+  def loss_fn(params):
+    outputs, _ = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, x, train=True,
+        rngs={"dropout": jax.random.key(4)}, mutable=["batch_stats"])
+    return task.loss(outputs, batch)[0]
+  return jax.jit(jax.grad(loss_fn))(state.params if params is None else params)
+
+
+def test_no_labeled_examples_give_the_class_head_zero_gradient():
+  task, heads = _task()
+  data = _data()
+  state = _state(task, heads, data)
+  grads = _grads(task, state, {**data, "labeled": np.zeros(16, np.float32)})
+  for g in jax.tree.leaves(grads["class_head"]):
+    assert np.all(np.asarray(g) == 0)
+  assert np.abs(np.asarray(grads["rotation_head"]["out"]["kernel"])).max() > 0
+  with_labels = _grads(task, state, data)
+  assert np.abs(np.asarray(with_labels["class_head"]["out"]["kernel"])).max(
+  ) > 0
+
+
+def test_mixed_gradient_is_the_weighted_sum_of_single_pretext_gradients():
+  """g(w_cls, w_rot, w_ex, w_jig) = g(class + rotation) + g(exemplar alone) +
+  g(jigsaw alone), each single task built and differentiated on its own.
+
+  Per-example normalisation and no dropout, so no example's loss depends on
+  which other groups shared its backbone pass (BatchNorm would couple them).
+  """
+  names = "rotation+exemplar+jigsaw"
+  data = _data()
+  mixed, heads = _task(names, 1.5, augment=False, rotation=2.0,
+                       exemplar=0.5, jigsaw=0.7)
+  state = _state(mixed, heads, data, dropout=False, norm="layer")
+  got = _grads(mixed, state, data)
+  parts = [_task("rotation", 1.5, augment=False, rotation=2.0),
+           _task("exemplar", 0.0, augment=False, exemplar=0.5),
+           _task("jigsaw", 0.0, augment=False, jigsaw=0.7)]
+  want = jax.tree.map(jnp.zeros_like, state.params)
+  for (task, part_heads) in parts:
+    params = {k: v for k, v in state.params.items()
+              if k == "backbone" or k[:-len("_head")] in part_heads}
+    part_state = _state(task, part_heads, data, dropout=False, norm="layer")
+    g = _grads(task, part_state, data, params)
+    want = {k: jax.tree.map(jnp.add, v, g[k]) if k in g else v
+            for k, v in want.items()}
+  helpers.assert_trees_close(got, want, atol=2e-6)
+  # Every part contributes: no pretext's head is left without gradient.
+  for head in ("rotation_head", "exemplar_head", "jigsaw_head"):
+    assert np.abs(np.asarray(got[head]["out"]["kernel"])).max() > 0
+
+
+@pytest.mark.parametrize("names", ["rotation", "jigsaw", "exemplar"])
+def test_each_pretext_step_on_4_devices_equals_one_device(names):
+  assert jax.device_count() == 4
+  mesh = parallel.make_mesh()
+  task, heads = _task(names, 2.0, **{names: 0.5})
+  data = _data()
+  step = functools.partial(train.train_step, task=task)
+  eval_step = functools.partial(train.eval_step, task=task)
+  state = _state(task, heads, data)
+  ref, ref_metrics = state, None
+  for _ in range(3):
+    ref, ref_metrics = jax.jit(step)(ref, data, jax.random.key(7))
+  got, metrics = helpers.run_steps(
+      parallel.Runner("jit", mesh, step, eval_step), state, data)
+  helpers.assert_trees_close(got.params, ref.params)
+  helpers.assert_trees_close(got.batch_stats, ref.batch_stats)
+  helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
+
+
+@pytest.mark.parametrize("names", ["rotation", "exemplar"])
+def test_pmap_step_equals_jit(names):
+  """Per-device transforms, losses normalised by global counts (and
+  exemplar's negatives gathered from every device) add up to the jit step.
+  Nothing random: pmap's draws differ per device by design."""
+  mesh = parallel.make_mesh()
+  task, heads = _task(names, 2.0, augment=False, **{names: 0.5})
+  if names == "exemplar":
+    task, heads = _task(names, 2.0, augment=False, **{names: 0.5},
+                        exemplar_augment=False)
+  step = functools.partial(train.train_step, task=task)
+  eval_step = functools.partial(train.eval_step, task=task)
+  data = _data()
+  jit_state, jit_metrics = helpers.run_steps(
+      parallel.Runner("jit", mesh, step, eval_step),
+      _state(task, heads, data, dropout=False), data)
+  pmap_state, pmap_metrics = helpers.run_steps(
+      parallel.Runner("pmap", mesh, step, eval_step),
+      _state(task, heads, data, axis_name="data", dropout=False), data)
+  helpers.assert_trees_close(pmap_state.params, jit_state.params)
+  helpers.assert_trees_close(pmap_metrics, jit_metrics, atol=1e-4)
+
+
+class FlipPretext:
+  """A pretext task defined here, outside the package: was the image
+  mirrored? It proves a new method needs no edit of ssl_jax."""
+
+  @staticmethod
+  def get_config():
+    return ml_collections.ConfigDict({"weight": 1.0})
+
+  @staticmethod
+  def head(cfg):
+    del cfg
+    return {"outputs": 2, "hidden": (), "concat": 1}
+
+  @staticmethod
+  def transform(cfg, images, rng, train):
+    del cfg
+    b = images.shape[0]
+    flip = (jax.random.bernoulli(rng, 0.5, (b,)) if train
+            else jnp.arange(b) % 2 == 1)
+    mirrored = jnp.where(flip[:, None, None, None], images[:, :, ::-1],
+                         images)
+    return {"images": mirrored, "target": flip.astype(jnp.int32),
+            "source": jnp.arange(b, dtype=jnp.int32)}
+
+  @staticmethod
+  def loss(cfg, outputs, views, mask, axis_name=None):
+    del cfg
+    return losses.masked_cross_entropy(outputs, views["target"], mask,
+                                       axis_name)
+
+
+def test_a_pretext_defined_outside_the_package_trains_end_to_end(tmp_path):
+  pretext.register("flip_test", FlipPretext)
+  config = helpers.tiny_config("multitask", "quick,pretext=flip_test+rotation",
+                               num_epochs=1, steps_per_epoch=2)
+  config.input.source = "files"
+  record = train.train_and_evaluate(config, tmp_path)
+  assert record["step"] == 2
+  for split in ("train", "test"):
+    assert 0 <= record[f"{split}_flip_test_accuracy"] <= 1
+    assert np.isfinite(record[f"{split}_rotation_loss"])
+  # Its head exists and was trained: it differs from a fresh initialisation.
+  params = helpers.read_checkpoint(tmp_path)["state"]["params"]
+  assert params["flip_test_head"]["out"]["kernel"].shape == (32, 2)
+  with pytest.raises(TypeError, match="lacks"):
+    pretext.register("broken", object())
