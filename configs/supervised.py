@@ -20,7 +20,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.task = "classification"  # A name from ssl_jax.tasks.
 
   c.input = ml_collections.ConfigDict()
-  c.input.name = "cifar10"  # A dataset from ssl_jax.data.registry.
+  c.input.name = "cifar10"  # A dataset of ssl_jax/data/registry.py.
   c.input.data_dir = ""  # Directory of the original files; '' = defaults.
   c.input.source = "auto"  # 'files', 'tfds', or 'auto' (files, then TFDS).
   c.input.labels_per_class = 5 if quick else 20  # Labeled per class; -1 = all.

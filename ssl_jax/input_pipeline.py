@@ -29,16 +29,23 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
   """Returns ({split: {'image', 'label'[, 'mask']}}, DataInfo).
 
   Splits: 'train' (the labeled examples), 'test', 'val' when
-  `config.input.val_size > 0`, and with `unlabeled` the pool of the other
-  training examples. Eval splits ('test', 'val') are padded to a multiple of
+  `config.input.val_size > 0`, and with `unlabeled` the pool for the
+  unlabeled losses: the training examples outside 'train' and 'val' (their
+  labels kept), then the dataset's own unlabeled images where it has some
+  (STL-10's 'unlabelled' split), with label -1, never read (masked out of the
+  class loss). Eval splits ('test', 'val') are padded to a multiple of
   `eval_batch_size`, with 'mask' 0 on the padding. With
   `input.drop_fraction`, that fraction of each of `input.drop_classes` is
   removed from 'train'; with `input.rebalance`, copies of the smaller
   classes are appended until all are equal, flagged by 'copy' = 1 for the
-  task to augment.
+  task to augment. The channel statistics are those of the dataset's whole
+  train split, not of its unlabeled split.
   """
   cfg = config.input
-  ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source)
+  if cfg.rebalance and unlabeled:  # Such tasks read no 'copy' flag.
+    raise ValueError("input.rebalance is for supervised classification runs, "
+                     "not for a run that also trains on unlabeled images.")
+  ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source, unlabeled)
   split = splits.load_or_make_split(workdir, ds.train_labels,
                                     cfg.labels_per_class, cfg.val_size,
                                     config.seed, write=write_split)
@@ -55,15 +62,17 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
                         "label": ds.test_labels[:n_test]},
                        cfg.eval_batch_size)}
   if cfg.rebalance:
-    if unlabeled:  # Its tasks read no 'copy' flag: the copies would repeat.
-      raise ValueError("input.rebalance is for supervised classification "
-                       f"runs; task {config.task!r} also trains on unlabeled "
-                       "images.")
     data["train"] = rebalanced(data["train"], config.seed)
   if cfg.val_size:
     data["val"] = pad_eval(pick(split["val"]), cfg.eval_batch_size)
   if unlabeled:
-    data["unlabeled"] = pick(split["unlabeled"])
+    pool = pick(split["unlabeled"])
+    if ds.unlabeled_images is not None:
+      extra = ds.unlabeled_images
+      pool = {"image": np.concatenate([pool["image"], extra]),
+              "label": np.concatenate([pool["label"],
+                                       np.full(len(extra), -1, np.int32)])}
+    data["unlabeled"] = pool
   mean, std = channel_stats(ds.train_images)
   info = DataInfo(ds.num_classes, ds.class_names, ds.image_shape, mean, std)
   return data, info

@@ -136,5 +136,5 @@ def test_rebalance_with_unlabeled_images_is_an_error(tmp_path):
   config = helpers.load_config("multitask", "quick")
   config.input.data_dir = str(helpers.CIFAR_DIR)
   config.input.rebalance = True
-  with pytest.raises(ValueError, match="input.rebalance.*multitask"):
+  with pytest.raises(ValueError, match="input.rebalance.*unlabeled images"):
     input_pipeline.load(config, tmp_path, False, unlabeled=True)

@@ -1,1 +1,1 @@
-"""Datasets: readers for the original file formats, TFDS fallback, splits."""
+"""Datasets: the registry, readers for the original files, TFDS, splits."""

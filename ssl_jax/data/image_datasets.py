@@ -1,20 +1,16 @@
 """Image classification datasets as uint8 NumPy arrays, from files or TFDS.
 
-`load(name, data_dir, source)` returns an `ImageDataset`; image size, channels
-and class count come from the data, so training code never hard-codes them.
+`load(name, data_dir, source)` returns an `ImageDataset` of a dataset in
+`registry.DATASETS`; image size, channels and class count come from the data,
+so training code never hard-codes them.
 """
 import dataclasses
-import os
 import pathlib
 
 from absl import logging
 import numpy as np
 
-from ssl_jax.data import cifar10
-from ssl_jax.data import fashion_mnist
-
-# The repository's parent holds `shared/data` on the project's machines.
-_REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+from ssl_jax.data import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +21,8 @@ class ImageDataset:
   test_images: np.ndarray
   test_labels: np.ndarray
   class_names: tuple[str, ...]
+  # The dataset's own split of unlabeled images; None where it has none.
+  unlabeled_images: np.ndarray | None = None
 
   @property
   def num_classes(self) -> int:
@@ -35,86 +33,96 @@ class ImageDataset:
     return tuple(self.train_images.shape[1:])
 
 
-# name -> (reader(directory) -> arrays | None, default directories, help).
-_READERS = {
-    "cifar10": (
-        cifar10.read,
-        lambda: _candidates("cifar10"),
-        "Download the binary version (cifar-10-binary.tar.gz) from "
-        "https://www.cs.toronto.edu/~kriz/cifar.html, unpack it and pass "
-        "--config.input.data_dir=DIR (or set $SSL_JAX_DATA_DIR), or install "
-        "the `keras` extra and let TFDS download it.",
-    ),
-    "fashion_mnist": (
-        fashion_mnist.read,
-        lambda: _candidates("fashion_mnist") + [
-            pathlib.Path("/usr/share/datasets/fashion-mnist")],
-        "On Debian/Ubuntu: `apt-get install dataset-fashion-mnist`; or put "
-        "the four IDX files (*-ubyte[.gz]) in a directory and pass "
-        "--config.input.data_dir=DIR.",
-    ),
-}
-
-
-def _candidates(name: str) -> list[pathlib.Path]:
-  """Default places to look: $SSL_JAX_DATA_DIR, then ../shared/data."""
-  dirs = []
-  if os.environ.get("SSL_JAX_DATA_DIR"):
-    root = pathlib.Path(os.environ["SSL_JAX_DATA_DIR"])
-    dirs += [root / name, root]
-  dirs += [pathlib.Path("../shared/data") / name,
-           _REPO_ROOT.parent / "shared" / "data" / name]
-  return dirs
-
-
-def load(name: str, data_dir: str = "", source: str = "auto") -> ImageDataset:
+def load(name: str, data_dir: str = "", source: str = "auto",
+         unlabeled: bool = True) -> ImageDataset:
   """Loads dataset `name` from `data_dir`, the default places, or TFDS.
 
   Args:
-    name: 'cifar10' or 'fashion_mnist'.
-    data_dir: a directory holding the original files; '' for the defaults.
+    name: a key of `registry.DATASETS`.
+    data_dir: for a dataset with a file reader, the directory of its original
+      files ('' for the defaults); for a TFDS-only dataset, or with
+      source='tfds', TFDS's data_dir ('' for TFDS's default).
     source: 'files' (local files only), 'tfds' (TFDS only), or 'auto'
-      (local files, then TFDS).
+      (local files where the dataset has a reader, then TFDS).
+    unlabeled: also read the dataset's unlabeled split, where it has one.
   """
-  if name not in _READERS:
-    raise ValueError(f"Unknown dataset {name!r}; known: {sorted(_READERS)}.")
+  spec = registry.get(name)
   if source not in ("auto", "files", "tfds"):
     raise ValueError(f"input.source must be auto|files|tfds, got {source!r}.")
-  reader, defaults, how_to_get = _READERS[name]
+  if source == "files" and spec.reader is None:
+    raise ValueError(f"Dataset {name!r} has no reader for local files "
+                     f"(input.source=files); use input.source=auto or tfds. "
+                     f"{spec.how_to_get}")
   looked = []
-  if source != "tfds":
-    dirs = [pathlib.Path(data_dir)] if data_dir else defaults()
+  if source != "tfds" and spec.reader is not None:
+    dirs = [pathlib.Path(data_dir)] if data_dir else registry.default_dirs(name)
     for d in dirs:
       looked.append(str(d))
-      arrays = reader(d)
+      arrays = spec.reader(d)
       if arrays is not None:
-        return ImageDataset(*arrays)
+        return _checked(name, spec, ImageDataset(*arrays))
   if source != "files":
     if looked:  # TFDS retries a failed download for ~3 minutes: say why.
       logging.warning("Dataset %r not in %s; trying TFDS (without a network "
                       "it fails after a few minutes; input.source=files fails "
                       "at once).", name, "; ".join(looked))
+    # With a reader, data_dir holds the original files, not TFDS's data.
+    tfds_dir = data_dir if source == "tfds" or spec.reader is None else ""
     try:
-      return _load_tfds(name)
+      ds = _load_tfds(spec, tfds_dir, unlabeled)
     except Exception as e:  # pylint: disable=broad-except
-      looked.append(f"TFDS {name!r} ({type(e).__name__}: {e})")
+      looked.append(f"TFDS {spec.tfds_name!r} ({type(e).__name__}: {e}) with "
+                    f"data_dir {tfds_dir or _default_tfds_dir()}")
+    else:
+      return _checked(name, spec, ds)
   raise FileNotFoundError(
       f"Dataset {name!r} not found. Looked in: {'; '.join(looked)}. "
-      f"{how_to_get}")
+      f"{spec.how_to_get}")
 
 
-def _load_tfds(name: str) -> ImageDataset:
+def _checked(name: str, spec: registry.DatasetSpec,
+             ds: ImageDataset) -> ImageDataset:
+  """`ds`, once its images and classes match what the registry declares."""
+  shapes = {ds.image_shape, tuple(ds.test_images.shape[1:])}
+  if ds.unlabeled_images is not None:
+    shapes.add(tuple(ds.unlabeled_images.shape[1:]))
+  if shapes != {spec.image_shape} or ds.num_classes != spec.num_classes:
+    raise ValueError(
+        f"Dataset {name!r}: loaded images of shapes {sorted(shapes)} and "
+        f"{ds.num_classes} classes, but ssl_jax/data/registry.py declares "
+        f"{spec.image_shape} and {spec.num_classes}.")
+  return ds
+
+
+def _default_tfds_dir() -> str:
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return "TFDS's default"
+  return tfds.core.constants.get_default_data_dir()
+
+
+def _load_tfds(spec: registry.DatasetSpec, data_dir: str,
+               unlabeled: bool) -> ImageDataset:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  builder = tfds.builder(name)
+  builder = tfds.builder(spec.tfds_name, data_dir=data_dir or None)
   builder.download_and_prepare()
 
-  def split(s):  # -> (images uint8, labels int32)
+  def read(split, keys=("image", "label")):  # -> one array per key
     # Batches concatenated, not batch_size=-1: that aborts the process under
     # tfds.testing.mock_data, the offline test of this path.
-    batches = list(tfds.as_numpy(builder.as_dataset(split=s,
+    batches = list(tfds.as_numpy(builder.as_dataset(split=split,
                                                     batch_size=10_000)))
-    return (np.concatenate([b["image"] for b in batches]).astype(np.uint8),
-            np.concatenate([b["label"] for b in batches]).astype(np.int32))
+    return [np.concatenate([b[k] for b in batches]) for k in keys]
 
-  return ImageDataset(*split("train"), *split("test"),
-                      class_names=tuple(builder.info.features["label"].names))
+  def labeled(split):  # -> (images uint8, labels int32)
+    images, labels = read(split)
+    return images.astype(np.uint8, copy=False), labels.astype(np.int32)
+
+  extra = None
+  if unlabeled and spec.unlabeled_split:  # Their TFDS labels are all -1.
+    extra = read(spec.unlabeled_split, ("image",))[0].astype(np.uint8,
+                                                            copy=False)
+  return ImageDataset(*labeled(spec.train_split), *labeled(spec.test_split),
+                      class_names=tuple(builder.info.features["label"].names),
+                      unlabeled_images=extra)
