@@ -109,3 +109,29 @@ def test_bad_checkpoints_give_clear_errors_and_stay_untouched(tmp_path):
   again = helpers.read_checkpoint(tmp_path)["state"]["params"]
   for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(again)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_loop_pieces_stop_and_resume_to_the_whole_run(tmp_path, reference):
+  """build / restore / train_epoch / epoch_record / save, called by hand with
+  a stop after epoch 1 and a fresh build, end where train_and_evaluate did."""
+  config = helpers.tiny_config(checkpoint_every_steps=2)
+  records, step = [], 0
+  for epochs in ((1,), (2, 3)):  # Two "processes": a stop between them.
+    run, state = train.build(config, tmp_path)
+    state, sums = train.restore(run, state)
+    assert int(state.step) == step
+    dev_state = run.runner.to_device_layout(state)
+    for _ in epochs:
+      dev_state, sums, step, preempted = train.train_epoch(
+          run, dev_state, sums, step)
+      assert not preempted
+      records.append(train.epoch_record(run, dev_state, sums, step))
+      sums = run.zero_sums
+      train.save(run, step, dev_state, sums)
+    run.ckpts.close()
+  ref_last, (_, ref_params, ref_records) = reference
+  assert records == [helpers.untimed(r) for r in ref_records]
+  params = helpers.read_checkpoint(tmp_path)["state"]["params"]
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+  assert records[-1] == helpers.untimed(ref_last)
