@@ -43,10 +43,10 @@ _BUDGETS = flags.DEFINE_list("budgets", "200,500,1000,2000,5000",
                              "Label budgets n of U(n) (multiples of 10).")
 _UTILITY_MODE = flags.DEFINE_string("utility_mode", "frozen_blocks",
                                     "Fine-tuning mode used for a_ft(n).")
-_BACKBONE = flags.DEFINE_enum(
-    "backbone", "core_cnn", ["core_cnn", "resnet"],
-    "Backbone of (B) and (C); (A) is the seeds' core CNN, plus the same "
-    "backbone from scratch when it is another.")
+_BACKBONE = flags.DEFINE_string(
+    "backbone", "core_cnn", "Backbone of (B) and (C), a model from "
+    "ssl_jax.models; (A) is the seeds' core CNN, plus the same backbone from "
+    "scratch when it is another.")
 _REFERENCES = flags.DEFINE_multi_string(
     "reference", [], "LABEL=ACCURACY (%): a row of the (C) table and a line "
     "on its plot, e.g. a (B) mean from an earlier --parts=A,B table.")
@@ -55,7 +55,7 @@ _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
 QUICK = {"input.max_test_examples": 200, "input.eval_batch_size": 100,
          "input.batch_size": 16, "steps_per_epoch": 2, "num_epochs": 1}
 TINY_CNN = {"model.features": (8, 16, 16), "model.dense": 32}
-TINY_BACKBONE = {  # By --backbone: each has its own fields.
+TINY_BACKBONE = {  # --quick shrinks these backbones; others run as they are.
     "core_cnn": {"model.backbone_config.features": (8, 16, 16),
                  "model.backbone_config.dense": 32},
     "resnet": {"model.backbone_config.features": (8, 16, 16),
@@ -67,7 +67,7 @@ def _run(config: str, name: str, overrides: dict) -> dict:
   quick = {}
   if _QUICK.value:
     tiny = TINY_CNN if "supervised" in config else {
-        **TINY_BACKBONE[_BACKBONE.value], "input.unlabeled_batch_size": 16}
+        **TINY_BACKBONE.get(_BACKBONE.value, {}), "input.unlabeled_batch_size": 16}
     quick = {**QUICK, **tiny}
     config += ("," if ":" in config else ":") + "quick"
   return experiment.run(config, pathlib.Path(_OUT.value) / name,
