@@ -92,6 +92,31 @@ def test_masked_loss_equals_hand_computation():
                              rtol=1e-5)
 
 
+def test_jigsaw_cuts_its_tiles_from_the_images_before_the_crop():
+  """A crop's zero border would tell where a tile sits: jigsaw declares
+  AUGMENTED = False, so its tiles rebuild the batch image exactly while the
+  class head's rows are cropped."""
+  task, _ = _task("jigsaw")  # Crop padding 4, flips.
+  cfg = helpers.load_config("multitask", "quick,pretext=jigsaw").pretext
+  cfg.jigsaw.update(jitter=0, tile_size=0)
+  task = task._replace(expand=functools.partial(
+      task.expand.func, **{**task.expand.keywords, "pretexts": {
+          "jigsaw": (pretext.get("jigsaw"), cfg.jigsaw)}}))
+  data = _data()
+  data["image"] = np.maximum(data["image"], 1)  # No zero pixel of its own.
+  out = jax.device_get(jax.jit(lambda b: task.expand(
+      b, jax.random.key(0), True))(data))
+  tiles = out["groups"]["jigsaw"].reshape(16, 4, 16, 16, 3)
+  perms = np.asarray(pretext.get("jigsaw").permutations(4, 24, 0))
+  for i in range(16):
+    rebuilt = np.zeros((32, 32, 3), np.uint8)
+    for slot, cell in enumerate(perms[out["views"]["jigsaw"]["target"][i]]):
+      r, c = divmod(int(cell), 2)
+      rebuilt[16 * r:16 * r + 16, 16 * c:16 * c + 16] = tiles[i, slot]
+    np.testing.assert_array_equal(rebuilt, data["image"][i])
+  assert (out["groups"]["image"] == 0).any()  # The class rows were cropped.
+
+
 def _grads(task, state, data, params=None):
   batch = task.expand(data, jax.random.key(2), True)
   x = task.inputs(batch, jax.random.key(3), True)

@@ -25,6 +25,9 @@ A pretext task is one module (or any object) with these names:
       loss normalised by the global count (see ssl_jax.losses); metrics a
       dict of [sum, count] pairs, reported as '<name>_<metric>'.
 
+Optional: AUGMENTED = False makes `transform` receive the batch before the
+crop and flip (jigsaw: a crop's zero border would tell where a tile sits).
+
 `register(name, pretext)` adds one without editing the package; the ones
 here load lazily by name.
 """

@@ -22,6 +22,11 @@ import numpy as np
 from ssl_jax import losses
 
 
+# Tiles come from the images before the crop: its zero border would mark the
+# outer tiles, a cue that solves training puzzles and is absent at test time.
+AUGMENTED = False
+
+
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.weight = 1.0  # w_jig: weight of the jigsaw loss.

@@ -2,8 +2,9 @@
 
 Every step takes `input.batch_size` labeled and `input.unlabeled_batch_size`
 unlabeled images (S4L). The images are cropped and flipped once; each
-pretext task in `config.pretext` (ssl_jax.pretext) turns them into the
-examples it needs, and the model runs its head on them. Total loss:
+pretext task in `config.pretext` (ssl_jax.pretext) turns them (or, if it
+asks, the images before augmentation) into the examples it needs, and the
+model runs its head on them. Total loss:
   loss = classifier.weight * L_cls + sum_k pretext.<k>.weight * L_k,
 the class loss over labeled images only (a mask normalised by their count,
 never zero targets). With `classifier.probe` the class head reads
@@ -42,6 +43,8 @@ def class_group(pretexts: dict, image_shape) -> str:
   batch itself. Reading those rows saves a backbone pass over the batch."""
   images = jax.ShapeDtypeStruct((2,) + tuple(image_shape), jnp.uint8)
   for name, (module, cfg) in pretexts.items():
+    if not getattr(module, "AUGMENTED", True):
+      continue  # Its rows are not the augmented batch the class head reads.
     views = jax.eval_shape(functools.partial(module.transform, cfg, train=True),
                            images, jax.random.key(0))
     if "identity" in views:
@@ -53,7 +56,8 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
            flip=False):
   """A batch of images -> {'groups': {group: images}, 'views': {pretext:
   views}, 'label', 'class_mask'}: what the model sees and the targets."""
-  images, labels = batch["image"], batch["label"]
+  images = raw = batch["image"]
+  labels = batch["label"]
   if train:
     augment_rng, rng = jax.random.split(rng)
     if crop_padding or flip:
@@ -67,7 +71,8 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
     # Keyed by name: a pretext draws the same whatever else is in the mix.
     seed = zlib.crc32(name.encode()) & 0x7FFFFFFF
     key = jax.random.fold_in(rng, seed) if train else None
-    v = dict(module.transform(cfg, images, key, train))
+    source = images if getattr(module, "AUGMENTED", True) else raw
+    v = dict(module.transform(cfg, source, key, train))
     groups[name] = v.pop("images")
     v["mask"] = valid[v["source"]]
     views[name] = v
