@@ -95,7 +95,8 @@ def test_frozen_params_pattern_must_match(tmp_path):
     ("core_cnn", {"conv1", "norm1", "conv2", "norm2"}),
     ("resnet", {"conv0", "norm0", "stage1_0", "stage2_0"})])
 def test_frozen_blocks_mode_freezes_the_first_blocks(backbone, frozen):
-  config = helpers.load_config("finetune", "mode=frozen_blocks,blocks=2")
+  config = helpers.load_config(
+      "finetune", f"mode=frozen_blocks,blocks=2,backbone={backbone}")
   model = get_model("multihead", {"heads": {"class": HeadSpec(10)}},
                     backbone=backbone, backbone_config={})
   params = model.init(jax.random.key(0), np.zeros((1, 32, 32, 3)),

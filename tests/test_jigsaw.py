@@ -10,8 +10,9 @@ from ssl_jax.pretext import jigsaw
 
 
 def _cfg(**fields):
+  """The defaults, but tiles at their own size unless a test asks."""
   cfg = jigsaw.get_config()
-  cfg.update(fields)
+  cfg.update({"tile_size": 0, **fields})
   return cfg
 
 
