@@ -17,6 +17,8 @@ _OUT = flags.DEFINE_string("out", "runs/babi", "Directory for runs and table.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "bAbI release directory.")
 _SIZE = flags.DEFINE_enum("size", "10k", ["10k", "1k"], "Training-set size.")
 _MODELS = flags.DEFINE_list("models", "memnet_keras,memn2n", "Models to run.")
+_TASKS = flags.DEFINE_list("tasks", [], "bAbI tasks to run; [] = every task "
+                          "found.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
 
 
@@ -34,6 +36,12 @@ def available_tasks(data_dir: str, size: str) -> list[int]:
 def main(_):
   out = pathlib.Path(_OUT.value)
   tasks = available_tasks(_DATA_DIR.value, _SIZE.value)
+  if _TASKS.value:
+    missing = sorted({int(t) for t in _TASKS.value} - set(tasks))
+    if missing:
+      raise app.UsageError(f"--tasks: bAbI {_SIZE.value} task(s) {missing} "
+                           f"not found; found {tasks}.")
+    tasks = [int(t) for t in _TASKS.value]
   if not tasks:
     babi.find_task_files(_DATA_DIR.value or babi.default_babi_dir(), 1,
                          _SIZE.value)  # Raises, saying where it looked.
