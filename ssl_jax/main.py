@@ -2,6 +2,7 @@
 
 Kept short on purpose: flags in, one call to the library.
 """
+import re
 import sys
 
 from absl import app
@@ -33,7 +34,9 @@ def _parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError) as e:
-    key = str(e).strip("\"'")
+    # The key is the first quoted word (nested keys carry a "Did you mean"
+    # hint, escaped, after it).
+    key = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(e))[0]
     bad = [a.split("=")[0] for a in argv
            if a.startswith("--config.") and key in a.split("=")[0]]
     files = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
