@@ -23,6 +23,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.input.name = "cifar10"  # A dataset of ssl_jax/data/registry.py.
   c.input.data_dir = ""  # Directory of the original files; '' = defaults.
   c.input.source = "auto"  # 'files', 'tfds', or 'auto' (files, then TFDS).
+  c.input.check_files = True  # Official files only (counts, md5); False = yours.
   c.input.labels_per_class = 5 if quick else 20  # Labeled per class; -1 = all.
   c.input.val_size = 0  # Training examples held out for validation.
   c.input.max_test_examples = 1000 if quick else 0  # First N test images; 0 = all.

@@ -9,6 +9,7 @@ import pathlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 
@@ -36,6 +37,22 @@ def mismatches(stored: Any, expected: Any) -> list[str]:
   return out
 
 
+@jax.jit
+def _all_finite(leaves: list) -> jax.Array:
+  return jnp.stack([jnp.isfinite(x).all() for x in leaves])
+
+
+def first_nonfinite(tree: Any) -> str | None:
+  """The path of the first float leaf holding an inf or NaN, else None."""
+  floats = {k: x for k, x in _leaves(tree).items()
+            if jnp.issubdtype(x.dtype, jnp.inexact)}
+  if not floats:
+    return None
+  ok = jax.device_get(_all_finite(list(floats.values())))
+  bad = [k for k, good in zip(floats, ok) if not good]
+  return bad[0] if bad else None
+
+
 class Checkpoints:
   """A CheckpointManager in `directory` keeping the last `max_to_keep`."""
 
@@ -51,7 +68,28 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def last_good(self) -> str:
+    """Where a stopped run resumes from, for error messages."""
+    step = self.latest_step()
+    if step is None:
+      return f"No checkpoint had been saved in {self.directory} yet."
+    return (f"The last good checkpoint (step {step}) in {self.directory} is "
+            "intact.")
+
+  def check_finite(self, step: int, tree: Any):
+    """Raises FloatingPointError if `tree` holds an inf or NaN anywhere."""
+    leaf = first_nonfinite(tree)
+    if leaf is not None:
+      raise FloatingPointError(
+          f"Step {step}: {leaf} holds inf or NaN, so the state was not saved "
+          f"and the run stopped. {self.last_good()} Lower "
+          "optimizer.learning_rate or set optimizer.grad_clip_norm, then "
+          "rerun to resume from it.")
+
   def save(self, step: int, tree: Any):
+    """Saves `tree` as `step`, once it is checked finite: a diverged state
+    is never written and never displaces the last good checkpoint."""
+    self.check_finite(step, tree)
     self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
 
   def restore(self, like: Any, step: int | None = None) -> Any:

@@ -45,7 +45,8 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
   if cfg.rebalance and unlabeled:  # Such tasks read no 'copy' flag.
     raise ValueError("input.rebalance is for supervised classification runs, "
                      "not for a run that also trains on unlabeled images.")
-  ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source, unlabeled)
+  ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source, unlabeled,
+                           cfg.check_files)
   split = splits.load_or_make_split(workdir, ds.train_labels,
                                     cfg.labels_per_class, cfg.val_size,
                                     config.seed, write=write_split)

@@ -2,6 +2,7 @@
 
 Kept short on purpose: flags in, one call to the library.
 """
+import os
 import re
 import sys
 
@@ -14,6 +15,13 @@ from ml_collections import config_flags
 from ssl_jax import parallel
 from ssl_jax import reporting
 from ssl_jax import train
+from ssl_jax import workdir
+
+# The exit status of a run stopped by SIGTERM after saving its state (128 +
+# SIGTERM, as a shell reports a terminated process): requeue and rerun.
+PREEMPTED_EXIT = 143
+# Failures of the input, not of the code: one line, no traceback.
+_EXPECTED = (ValueError, FileNotFoundError, FloatingPointError, workdir.Busy)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for this run.")
 config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -26,13 +34,23 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Join a multi-process run, auto-detected on SLURM "
     "and TPU pods (no coordinator flags needed there).")
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "Show the traceback of an expected failure (bad config, "
+    "missing data, refused rerun); so does $SSL_JAX_TRACEBACK=1.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _verbose(argv=()) -> bool:
+  return ("--verbose" in argv or bool(os.environ.get("SSL_JAX_TRACEBACK"))
+          or (flags.FLAGS.is_parsed() and _VERBOSE.value))
+
+
 def _parse_flags(argv):
-  """absl parsing, with a readable error for an unknown --config.KEY."""
+  """absl parsing; a bad flag or config file is one line, not a traceback."""
   try:
-    return flags.FLAGS(argv)
+    parsed = flags.FLAGS(argv)
+    flags.FLAGS.config.keys()  # A config file that failed to load: fail here.
+    return parsed
   except (AttributeError, KeyError) as e:
     # The key is the first quoted word (nested keys carry a "Did you mean"
     # hint, escaped, after it).
@@ -43,6 +61,20 @@ def _parse_flags(argv):
     sys.exit(f"Unknown config key {key!r} in {' '.join(bad)}: the config "
              f"{' '.join(files)} has no such field (its get_config() lists "
              "every field with a comment).")
+  except Exception as e:  # pylint: disable=broad-except
+    if _verbose(argv):
+      raise
+    # config_flags puts the config file's traceback in the message: its
+    # last line is the error itself.
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    sys.exit(f"ssl_jax.main: bad flags: {lines[-1] if lines else repr(e)}")
+
+
+def _fail(e: Exception):
+  """Exits non-zero with `e` as one message, unless a traceback is asked."""
+  if _verbose():
+    raise e
+  sys.exit(f"ssl_jax.main: {type(e).__name__}: {e}")
 
 
 def main(argv):
@@ -54,7 +86,13 @@ def main(argv):
                                     _PROCESS_ID.value)
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
                jax.process_count(), jax.devices())
-  train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+  try:
+    train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+  except train.Preempted as e:
+    logging.warning("%s", e)
+    sys.exit(PREEMPTED_EXIT)
+  except _EXPECTED as e:
+    _fail(e)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ _OPTIMIZERS = {
 }
 
 
+def names() -> list[str]:
+  return sorted(_OPTIMIZERS)
+
+
 def make_schedule(config, total_steps: int) -> optax.Schedule:
   """'constant' or 'cosine' decay to zero, after `warmup_steps` linear warmup."""
   lr, warmup = config.learning_rate, config.warmup_steps

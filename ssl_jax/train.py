@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssl_jax import checkpointing
+from ssl_jax import config_check
 from ssl_jax import input_pipeline
 from ssl_jax import models
 from ssl_jax import optim
@@ -21,6 +22,7 @@ from ssl_jax import parallel
 from ssl_jax import pretrained
 from ssl_jax import reporting
 from ssl_jax import tasks
+from ssl_jax import workdir as workdir_lib
 
 
 class TrainState(train_state.TrainState):
@@ -90,6 +92,10 @@ def _add(a, b):
   return jax.tree.map(jnp.add, a, b)
 
 
+class Preempted(Exception):
+  """SIGTERM: the state was saved; rerunning the same command resumes."""
+
+
 class _Preemption:
   """Turns SIGTERM into a flag the loop checks, so it can save and exit."""
 
@@ -108,9 +114,8 @@ def _check_finite(sums, step: int, ckpts: checkpointing.Checkpoints):
   loss = float(sums["loss"][0])
   if not np.isfinite(loss):
     raise FloatingPointError(
-        f"Training loss became {loss} by step {step}. Stopped before saving; "
-        f"the last good checkpoint (step {ckpts.latest_step()}) in "
-        f"{ckpts.directory} is intact. Lower optimizer.learning_rate or set "
+        f"Training loss became {loss} by step {step}. Stopped before saving. "
+        f"{ckpts.last_good()} Lower optimizer.learning_rate or set "
         "optimizer.grad_clip_norm, then rerun to resume from it.")
 
 
@@ -164,7 +169,6 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
   is_main = jax.process_index() == 0
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
   setup = tasks.setup(config, workdir, write=is_main)
   task, data = setup.task, setup.data
   eval_splits = tuple(s for s in ("val", "test") if s in data)
@@ -228,16 +232,22 @@ def restore(run: Run, state: TrainState) -> tuple[TrainState, dict]:
   return state, run.zero_sums
 
 
+def _saved(run: Run, dev_state, sums) -> dict:
+  return {"state": run.runner.from_device_layout(dev_state),
+          "epoch_sums": sums}
+
+
 def save(run: Run, step: int, dev_state, sums):
-  run.ckpts.save(step, {"state": run.runner.from_device_layout(dev_state),
-                        "epoch_sums": sums})
+  run.ckpts.save(step, _saved(run, dev_state, sums))
 
 
 def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
                 preemption=None):
   """Steps from `step` to the end of its epoch (or a SIGTERM).
 
-  Returns (state, metric sums, step reached, whether preempted).
+  Returns (state, metric sums, step reached, whether preempted). A SIGTERM
+  during an epoch's last step is left to the caller, which first records
+  the epoch.
   """
   epoch = step // run.steps_per_epoch
   indices = input_pipeline.stream_indices(
@@ -253,9 +263,10 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
       _check_finite(sums, step, run.ckpts)
       s = jax.device_get(sums["loss"])
       progress.log(step, epoch + 1, s[0] / max(s[1], 1))
+    if not step % run.steps_per_epoch:
+      break
     preempted = preemption is not None and preemption.requested
-    if preempted or (every and step % every == 0 and step % run.steps_per_epoch):
-      _check_finite(sums, step, run.ckpts)
+    if preempted or (every and step % every == 0):
       save(run, step, dev_state, sums)
       if preempted:
         return dev_state, sums, step, True
@@ -263,8 +274,13 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
 
 
 def epoch_record(run: Run, dev_state, sums, step: int) -> dict:
-  """The finished epoch's metrics: training sums and every eval split."""
+  """The finished epoch's metrics: training sums and every eval split.
+
+  The state is checked finite first, so no epoch that cannot be saved is
+  recorded.
+  """
   _check_finite(sums, step, run.ckpts)
+  run.ckpts.check_finite(step, _saved(run, dev_state, sums))
   record = {"epoch": step // run.steps_per_epoch, "step": step,
             "learning_rate": float(run.schedule(step - 1)),
             **reporting.reduce_metrics(jax.device_get(sums), "train")}
@@ -296,11 +312,29 @@ def finish(run: Run, dev_state, history: list[dict]):
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains `config` in `workdir`, resuming from its latest checkpoint.
 
-  Returns the last epoch's metrics record ({} if stopped by SIGTERM).
+  Returns the last epoch's metrics record. Raises, leaving the last good
+  checkpoint in place: ValueError for a bad config or a refused rerun
+  (before the workdir changes), workdir.Busy when another process owns the
+  workdir, FloatingPointError when the state diverges (nothing saved), and
+  Preempted after a SIGTERM (the state saved at that step).
   """
+  config_check.check(config)
+  # Process 0 writes the workdir, so it alone owns it.
+  lock = workdir_lib.Lock(workdir) if jax.process_index() == 0 else None
+  try:
+    return _train(config, workdir, lock)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
   start = time.perf_counter()
   run, state = build(config, workdir)
   state, sums = restore(run, state)
+  if lock is not None:  # The rerun is accepted: now the workdir changes.
+    lock.accept()
+    workdir_lib.write_config(run.workdir, config)
   step = int(state.step)
   log = reporting.MetricsLog(run.workdir, run.is_main, resume_step=step)
   # A resumed run counts on from its last record: wall_time_s is the time of
@@ -320,16 +354,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
         dev_state = dev_state.replace(apply_fn=run.model_for(phase).apply)
       dev_state, sums, step, preempted = train_epoch(
           run, dev_state, sums, step, progress, preemption)
-      if preempted:
-        logging.warning("SIGTERM: saved step %d in %s; rerun the same "
-                        "command to resume.", step, run.ckpts.directory)
-        return {}
-      record = epoch_record(run, dev_state, sums, step)
-      record["wall_time_s"] = round(earlier + time.perf_counter() - start)
-      logging.info("epoch %d: %s", epoch + 1, json.dumps(record))
-      log.add(record)
-      sums = run.zero_sums
-      save(run, step, dev_state, sums)
+      if not preempted:
+        record = epoch_record(run, dev_state, sums, step)
+        record["wall_time_s"] = round(earlier + time.perf_counter() - start)
+        logging.info("epoch %d: %s", epoch + 1, json.dumps(record))
+        log.add(record)
+        sums = run.zero_sums
+        save(run, step, dev_state, sums)
+      if preemption.requested and step < run.total_steps:
+        raise Preempted(f"SIGTERM: saved step {step} in {run.ckpts.directory}"
+                        "; rerun the same command to resume.")
   finally:
     preemption.restore()
     run.ckpts.close()

@@ -1,5 +1,6 @@
 """Interrupted runs (SIGKILL, SIGTERM) resume to the uninterrupted result."""
 import json
+import os
 import signal
 import subprocess
 import time
@@ -8,6 +9,8 @@ import jax
 import numpy as np
 import pytest
 
+from ssl_jax import main
+from ssl_jax import reporting
 from ssl_jax import train
 
 import helpers
@@ -75,7 +78,36 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference):
 
 def test_sigterm_saves_then_resume_equals_uninterrupted(tmp_path, reference):
   returncode, err = _check_same(tmp_path, signal.SIGTERM, reference)
-  assert returncode == 0 and "SIGTERM: saved step" in err
+  assert returncode == main.PREEMPTED_EXIT and "SIGTERM: saved step" in err
+
+
+def test_sigterm_in_an_epochs_last_step_loses_no_record(tmp_path, reference,
+                                                       monkeypatch):
+  """SIGTERM arriving while an epoch's last step runs (here: at its progress
+  line, step 4 of 4): the epoch is still recorded and saved before the
+  stop, so the resumed run equals the uninterrupted one."""
+  log = reporting.Progress.log
+
+  def log_then_sigterm(self, step, *args):
+    log(self, step, *args)
+    if step == 4:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(reporting.Progress, "log", log_then_sigterm)
+  config = helpers.tiny_config(checkpoint_every_steps=2)
+  with pytest.raises(train.Preempted, match="saved step 4"):
+    train.train_and_evaluate(config, tmp_path)
+  monkeypatch.undo()
+  assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").open()
+          ] == [4]
+  resumed = train.train_and_evaluate(config, tmp_path)
+  ref_last, (_, ref_params, ref_records) = reference
+  _, params, records = _final(tmp_path)
+  assert helpers.untimed(resumed) == helpers.untimed(ref_last)
+  assert ([helpers.untimed(r) for r in records] ==
+          [helpers.untimed(r) for r in ref_records])
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_resumed_run_counts_its_time_on(tmp_path):

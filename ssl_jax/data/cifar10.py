@@ -1,4 +1,5 @@
 """Reader for the original CIFAR-10 binary batches (cifar-10-batches-bin)."""
+import hashlib
 import pathlib
 
 import numpy as np
@@ -6,15 +7,42 @@ import numpy as np
 _RECORD = 1 + 32 * 32 * 3  # label byte, then R, G, B planes, row-major.
 _TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 _TEST = "test_batch.bin"
+RECORDS_PER_FILE = 10_000
+# The md5 sums published with cifar-10-binary.tar.gz.
+MD5 = {"data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25",
+       "data_batch_2.bin": "5ea93a67294ea407fff1d09f752e9692",
+       "data_batch_3.bin": "942cd6a4bcdd0dd3c604fbe906cb4421",
+       "data_batch_4.bin": "ae636b3ba5c66a11e91e8cb52e771fcb",
+       "data_batch_5.bin": "53f37980c15c3d472c316c40844f3f0d",
+       "test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d"}
+_UNCHECK = ("set --config.input.check_files=False to read files of your own "
+            "in this format")
 
 
-def read_batch_file(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
-  """Returns (images uint8 (N, 32, 32, 3), labels int32 (N,)) of one file."""
+def read_batch_file(path: pathlib.Path, check: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """Returns (images uint8 (N, 32, 32, 3), labels int32 (N,)) of one file.
+
+  With `check`, the file must hold the official 10,000 records and match
+  its published md5.
+  """
   raw = np.fromfile(path, dtype=np.uint8)
   if raw.size == 0 or raw.size % _RECORD:
     raise ValueError(
         f"{path}: {raw.size} bytes is not a whole number of {_RECORD}-byte "
         "CIFAR-10 records; the file is truncated or not a CIFAR-10 batch.")
+  if check and raw.size != RECORDS_PER_FILE * _RECORD:
+    raise ValueError(
+        f"{path}: expected {RECORDS_PER_FILE:,} records, found "
+        f"{raw.size // _RECORD:,}; the file is cut short or not the official "
+        f"one (download it again, or {_UNCHECK}).")
+  if check and path.name in MD5:
+    found = hashlib.md5(raw.tobytes()).hexdigest()
+    if found != MD5[path.name]:
+      raise ValueError(
+          f"{path}: md5 {found}, expected the published {MD5[path.name]}; "
+          f"the file is damaged or altered (download it again, or "
+          f"{_UNCHECK}).")
   raw = raw.reshape(-1, _RECORD)
   labels = raw[:, 0].astype(np.int32)
   bad = np.flatnonzero(labels > 9)
@@ -25,8 +53,9 @@ def read_batch_file(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
   return np.ascontiguousarray(images), labels
 
 
-def read(directory: pathlib.Path):
-  """Reads the dataset from `directory` (or its cifar-10-batches-bin/).
+def read(directory: pathlib.Path, check: bool = True):
+  """Reads the dataset from `directory` (or its cifar-10-batches-bin/);
+  `check` as in `read_batch_file`.
 
   Returns (train images, train labels, test images, test labels, class
   names), or None when the files are not there.
@@ -37,8 +66,8 @@ def read(directory: pathlib.Path):
       break
   else:
     return None
-  train = [read_batch_file(d / f) for f in _TRAIN]
-  test_images, test_labels = read_batch_file(d / _TEST)
+  train = [read_batch_file(d / f, check) for f in _TRAIN]
+  test_images, test_labels = read_batch_file(d / _TEST, check)
   meta = d / "batches.meta.txt"
   names = ([l.strip() for l in meta.read_text().splitlines() if l.strip()]
            if meta.is_file() else [str(i) for i in range(10)])

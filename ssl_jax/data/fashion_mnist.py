@@ -8,6 +8,7 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+COUNTS = {"train": 60_000, "test": 10_000}  # Of the official files.
 
 
 def read_idx(path: pathlib.Path) -> np.ndarray:
@@ -35,10 +36,11 @@ def _find(directory: pathlib.Path, stem: str):
   return None
 
 
-def read(directory: pathlib.Path):
+def read(directory: pathlib.Path, check: bool = True):
   """Returns (train images, labels, test images, labels, class names).
 
-  None when the files are not in `directory`.
+  None when the files are not in `directory`. With `check`, each split must
+  hold the official number of 28x28 images (`COUNTS`).
   """
   directory = pathlib.Path(directory)
   paths = {k: [_find(directory, s) for s in v] for k, v in _FILES.items()}
@@ -50,5 +52,11 @@ def read(directory: pathlib.Path):
     if x.ndim != 3 or y.shape != x.shape[:1]:
       raise ValueError(f"{images} and {labels}: shapes {x.shape} and "
                        f"{y.shape} do not pair up.")
+    want = (COUNTS[split], 28, 28)
+    if check and x.shape != want:
+      raise ValueError(
+          f"{images}: its IDX header says {x.shape[0]:,} images of "
+          f"{x.shape[1:]}, expected the official {want[0]:,} of (28, 28); "
+          "set --config.input.check_files=False to read files of your own.")
     arrays[split] = (x[..., None], y.astype(np.int32))
   return (*arrays["train"], *arrays["test"], CLASS_NAMES)

@@ -34,7 +34,7 @@ class ImageDataset:
 
 
 def load(name: str, data_dir: str = "", source: str = "auto",
-         unlabeled: bool = True) -> ImageDataset:
+         unlabeled: bool = True, check_files: bool = True) -> ImageDataset:
   """Loads dataset `name` from `data_dir`, the default places, or TFDS.
 
   Args:
@@ -45,6 +45,8 @@ def load(name: str, data_dir: str = "", source: str = "auto",
     source: 'files' (local files only), 'tfds' (TFDS only), or 'auto'
       (local files where the dataset has a reader, then TFDS).
     unlabeled: also read the dataset's unlabeled split, where it has one.
+    check_files: local files must be the official ones (record counts, and
+      md5 sums where published); False for files of your own.
   """
   spec = registry.get(name)
   if source not in ("auto", "files", "tfds"):
@@ -58,7 +60,7 @@ def load(name: str, data_dir: str = "", source: str = "auto",
     dirs = [pathlib.Path(data_dir)] if data_dir else registry.default_dirs(name)
     for d in dirs:
       looked.append(str(d))
-      arrays = spec.reader(d)
+      arrays = spec.reader(d, check_files)
       if arrays is not None:
         return _checked(name, spec, ImageDataset(*arrays))
   if source != "files":

@@ -14,9 +14,10 @@ import numpy as np
 from ssl_jax.data import cifar10
 from ssl_jax.data import fashion_mnist
 
-# reader(directory) -> (train images, train labels, test images, test labels,
-# class names), or None when the files are not in `directory`.
-Reader = Callable[[pathlib.Path], tuple[np.ndarray, np.ndarray, np.ndarray,
+# reader(directory, check) -> (train images, train labels, test images, test
+# labels, class names), or None when the files are not in `directory`; with
+# `check`, files that are not the official ones are an error.
+Reader = Callable[[pathlib.Path, bool], tuple[np.ndarray, np.ndarray, np.ndarray,
                                         np.ndarray, tuple[str, ...]] | None]
 
 # The repository's parent holds `shared/data` on the project's machines.

@@ -19,6 +19,10 @@ _MODELS = {
 }
 
 
+def names() -> list[str]:
+  return sorted(_MODELS)
+
+
 def model_class(name: str):
   if name not in _MODELS:
     raise ValueError(f"Unknown model {name!r}; known models: {sorted(_MODELS)}.")

@@ -41,6 +41,10 @@ _TASKS = {"classification": "ssl_jax.tasks.classification",
           "pretext_mix": "ssl_jax.tasks.pretext_mix"}
 
 
+def names() -> list[str]:
+  return sorted(_TASKS)
+
+
 def setup(config, workdir, write: bool) -> Setup:
   if config.task not in _TASKS:
     raise ValueError(f"Unknown task {config.task!r}; known: {sorted(_TASKS)}.")

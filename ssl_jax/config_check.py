@@ -1,0 +1,93 @@
+"""Config values checked before a run writes anything.
+
+Rules go by a field's name wherever it sits (`norm` under `model` or
+`model.backbone_config`), so task configs get them without listing fields.
+Every broken field is reported, one line each: field, value, what is allowed.
+"""
+import math
+import re
+
+from ssl_jax import models
+from ssl_jax import norms
+from ssl_jax import optim
+from ssl_jax import pretext
+from ssl_jax import tasks
+from ssl_jax.data import registry
+
+# (regex on the dotted path, test, what is allowed).
+_POSITIVE = (lambda v: isinstance(v, int) and v > 0, "an integer > 0")
+_NON_NEGATIVE = (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
+_RULES = [
+    (r"(^|\.)(batch_size|eval_batch_size)$", *_POSITIVE),
+    (r"^(num_epochs|log_every_steps|keep_checkpoints)$", *_POSITIVE),
+    (r"(^|\.)(unlabeled_batch_size|steps_per_epoch|checkpoint_every_steps|"
+     r"warmup_steps|val_size|max_test_examples|image_size|memory_size|"
+     r"patience|crop_padding|linear_start_epochs)$", *_NON_NEGATIVE),
+    (r"(^|\.)labels_per_class$",
+     lambda v: isinstance(v, int) and (v == -1 or v > 0), "-1 (all) or > 0"),
+    (r"(^|\.)learning_rate$", lambda v: v > 0, "a finite number > 0"),
+    (r"(^|\.)(weight|weight_decay|grad_clip_norm|temperature|margin)$",
+     lambda v: v >= 0, "a finite number >= 0"),
+    (r"(^|\.)(dropout_rate|head_dropout_rate|drop_connect_rate)$",
+     lambda v: 0 <= v < 1, "in [0, 1)"),
+    (r"(^|\.)drop_fraction$", lambda v: 0 <= v <= 1, "in [0, 1]"),
+]
+
+
+def _choices(config) -> dict[str, tuple[str, ...]]:
+  """Allowed values of the string fields, from the registries themselves."""
+  return {
+      r"^task$": tuple(tasks.names()),
+      r"^parallel$": ("jit", "pmap"),
+      r"^optimizer\.name$": tuple(optim.names()),
+      r"^optimizer\.schedule$": ("constant", "cosine"),
+      r"^model\.(name|backbone)$": tuple(models.names()),
+      r"(^|\.)norm$": norms.KINDS,
+      r"^input\.source$": ("auto", "files", "tfds"),
+      r"^input\.standardize_stats$": ("data", "imagenet"),
+      **({r"^input\.name$": tuple(registry.DATASETS)}
+         if config.get("task") != "babi_qa" else {}),
+  }
+
+
+def _leaves(node, prefix=""):
+  for key, value in node.items():
+    path = f"{prefix}{key}"
+    if hasattr(value, "items"):
+      yield from _leaves(value, path + ".")
+    else:
+      yield path, value
+
+
+def problems(config) -> list[str]:
+  """One line per field whose value is not allowed."""
+  out = []
+  choices = _choices(config)
+  for path, value in _leaves(config):
+    if isinstance(value, float) and not math.isfinite(value):
+      out.append(f"{path}={value!r}: must be a finite number.")
+      continue
+    for pattern, ok, allowed in _RULES:
+      if re.search(pattern, path) and not isinstance(value, (str, bool,
+                                                             type(None))):
+        if not ok(value):
+          out.append(f"{path}={value!r}: must be {allowed}.")
+    for pattern, allowed in choices.items():
+      if re.search(pattern, path) and value not in allowed:
+        out.append(f"{path}={value!r}: must be one of {', '.join(allowed)}.")
+  if "pretext" in config:
+    unknown = sorted(set(config.pretext) - set(pretext.names()))
+    if unknown:
+      out.append(f"pretext.{unknown[0]}: unknown pretext task; known: "
+                 f"{', '.join(pretext.names())}.")
+  return out
+
+
+def check(config):
+  """Raises ValueError listing every field that `problems` finds."""
+  found = problems(config)
+  if len(found) == 1:
+    raise ValueError(f"Bad config (nothing was written): {found[0]}")
+  if found:
+    raise ValueError("Bad config (nothing was written):\n  "
+                     + "\n  ".join(found))
