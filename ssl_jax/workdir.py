@@ -2,9 +2,10 @@
 
 A workdir is owned by one process at a time through an `fcntl` lock on
 `workdir/lock`: the kernel drops it when its holder exits, however it dies,
-so a crashed run never leaves it stuck. The holder's pid is written into the
-file only once its run is accepted (with `config.json`), so a rerun that is
-refused leaves every file as it was.
+so a crashed run never leaves it stuck. A refused run is named the holder's
+pid from /proc/locks (Linux), else from the file, where a run writes its
+pid once it is accepted (with `config.json`): a rerun that is refused leaves
+every file as it was.
 """
 import fcntl
 import os
@@ -26,12 +27,13 @@ class Lock:
     try:
       fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip()
+      holder = _holder(self.path) or os.pread(self._fd, 32, 0).decode(
+          errors="replace").strip()
       os.close(self._fd)
       raise Busy(
           f"{self.path.parent} is in use by another run (pid "
-          f"{holder or 'not yet written: it is starting'}); wait for it to "
-          "finish, stop it, or use another --workdir.") from None
+          f"{holder or 'unknown: it is starting'}); wait for it to finish, "
+          "stop it, or use another --workdir.") from None
 
   def accept(self):
     """Writes this process's pid, for the message another run would get."""
@@ -42,6 +44,23 @@ class Lock:
     if self._fd is not None:
       os.close(self._fd)  # Closing the descriptor drops the lock.
       self._fd = None
+
+
+def _holder(path: pathlib.Path) -> str:
+  """The pid holding a flock on `path`, from Linux's /proc/locks ('' if
+  unknown): right even before the holder has written its pid."""
+  try:
+    st, table = os.stat(path), pathlib.Path("/proc/locks").read_text()
+  except OSError:
+    return ""
+  want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+  for line in table.splitlines():
+    fields = line.split()
+    if len(fields) > 5 and fields[1] == "FLOCK":
+      major, minor, inode = fields[5].split(":")
+      if (int(major, 16), int(minor, 16), int(inode)) == want:
+        return fields[4]
+  return ""
 
 
 def write_config(workdir: pathlib.Path, config):

@@ -1,11 +1,25 @@
 """Test setup: several CPU devices, so multi-device code runs without
-accelerators; experiments/ on the path for its helpers (experiments/lib)."""
+accelerators; one JAX compilation cache for the whole session; experiments/
+on the path for its helpers (experiments/lib)."""
+import atexit
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 # Must be set before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Many tests (and the runs of main they start) compile the same steps: a
+# cache shared by the xdist workers and their subprocesses compiles each
+# once. Set up by the first process (pytest's), removed when it exits; new
+# for every session, so no test ever reads another session's programs.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="ssl_jax_test_jax_cache_")
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+  os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] /
                        "experiments"))

@@ -104,9 +104,14 @@ def test_a_live_workdir_is_refused_and_a_dead_ones_lock_is_not(tmp_path):
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=30)
   lock = workdir_lib.Lock(tmp_path)  # The kernel dropped the dead one's lock.
-  with pytest.raises(workdir_lib.Busy, match="it is starting"):
-    os.truncate(tmp_path / "lock", 0)
-    workdir_lib.Lock(tmp_path)
+  # Named even before the holder writes its pid (Linux's /proc/locks).
+  os.truncate(tmp_path / "lock", 0)
+  waiting = subprocess.run(
+      [sys.executable, "-c", "import sys; from ssl_jax import workdir; "
+       "workdir.Lock(sys.argv[1])", str(tmp_path)], cwd=helpers.ROOT,
+      capture_output=True, text=True, timeout=60)
+  named = os.getpid() if os.path.exists("/proc/locks") else "unknown"
+  assert f"in use by another run (pid {named}" in waiting.stderr
   lock.release()
 
 
@@ -183,3 +188,31 @@ def test_main_names_a_short_data_file_in_one_line(tmp_path):
   line, _ = _main(tmp_path, f"--config.input.data_dir={short}",
                   "--config.input.source=files")
   assert "data_batch_2.bin: expected 10,000 records, found 5,000" in line
+
+
+def test_config_values_are_checked_one_line_each():
+  from ssl_jax import config_check  # pylint: disable=g-import-not-at-top
+  for name, arg in (("supervised", ""), ("multitask", "pretext=rotation+"
+                    "exemplar"), ("pretrain", "pretext=jigsaw"),
+                    ("memnet", ""), ("finetune", ""), ("cnn", ""),
+                    ("efficientnet_transfer", "")):
+    assert config_check.problems(helpers.load_config(name, arg)) == [], name
+  config = helpers.load_config("multitask", "pretext=rotation")
+  config.input.batch_size = 0
+  config.num_epochs = 0
+  config.optimizer.learning_rate = float("inf")
+  config.model.backbone_config.norm = "bach"
+  config.model.backbone_config.dropout_rate = 1.0
+  config.parallel = "pjit"
+  config.input.labels_per_class = 0
+  config.pretext.rotation.weight = -1.0
+  assert sorted(config_check.problems(config)) == sorted([
+      "input.batch_size=0: must be an integer > 0.",
+      "num_epochs=0: must be an integer > 0.",
+      "optimizer.learning_rate=inf: must be a finite number.",
+      "model.backbone_config.norm='bach': must be one of batch, layer, group,"
+      " instance, rms, none.",
+      "model.backbone_config.dropout_rate=1.0: must be in [0, 1).",
+      "parallel='pjit': must be one of jit, pmap.",
+      "input.labels_per_class=0: must be -1 (all) or > 0.",
+      "pretext.rotation.weight=-1.0: must be a finite number >= 0."])
