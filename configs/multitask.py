@@ -3,6 +3,9 @@ heads, trained jointly on 200 labeled + 49,800 unlabeled CIFAR-10 images.
 
   python -m ssl_jax.main --config=configs/multitask.py --workdir=/tmp/mt
   python -m ssl_jax.main --config=configs/multitask.py:quick --workdir=/tmp/q
+  python -m ssl_jax.main --config=configs/multitask.py:demo --workdir=/tmp/d
+  python -m ssl_jax.main --config=configs/multitask.py:demo,pretext=none \
+      --workdir=/tmp/d0  # The same backbone and steps on the labels alone.
   python -m ssl_jax.main --config=configs/multitask.py:backbone=resnet --workdir=/tmp/r
   python -m ssl_jax.main --config=configs/multitask.py:pretext=rotation+exemplar \
       --workdir=/tmp/re --config.pretext.exemplar.weight=0.5
@@ -21,8 +24,10 @@ from ssl_jax import pretext
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated backbone=NAME (a model from ssl_jax.models),
-  pretext=NAME[+NAME...] (from ssl_jax.pretext; default rotation), quick."""
-  args = config_files.parse_arg(arg, {"backbone", "pretext", "quick"})
+  pretext=NAME[+NAME...] (from ssl_jax.pretext; default rotation; 'none':
+  the class head alone, on labeled images only), quick (a smoke run), demo
+  (`make run`'s budget: ~5 minutes on a 2-core laptop)."""
+  args = config_files.parse_arg(arg, {"backbone", "pretext", "quick", "demo"})
   quick = "quick" in args
   c = config_files.sibling(__file__, "supervised", "quick" if quick else "")
   c.task = "pretext_mix"  # Labeled + unlabeled batches, class + pretext heads.
@@ -40,11 +45,21 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.head_dropout_rate = 0.3  # Dropout on the features before the heads.
 
   # Pretext tasks by name, each with its weight w_k and fields.
+  names = args.get("pretext", "rotation")
   c.pretext = ml_collections.ConfigDict({
       name: pretext.get(name).get_config()
-      for name in args.get("pretext", "rotation").split("+")})
+      for name in ([] if names == "none" else names.split("+"))})
+  if not c.pretext:  # Nothing reads unlabeled images.
+    c.input.unlabeled_batch_size = 0
 
-  if not quick:
+  if "demo" in args:
+    c.num_epochs = 2  # 2 x 150 steps: ~4 minutes of a laptop core.
+    c.steps_per_epoch = 150
+    c.log_every_steps = 25
+    # w_cls : w_rot = 1 : 10, the best ratio of experiments/README.md's sweep.
+    for cfg in c.pretext.values():
+      cfg.weight = 10.0
+  elif not quick:
     c.num_epochs = 30  # Epochs of `steps_per_epoch` steps.
     c.steps_per_epoch = 0  # 0 = one pass over the unlabeled pool.
     c.log_every_steps = 100  # Progress line (steps/s, ETA) interval.

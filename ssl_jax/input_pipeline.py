@@ -6,7 +6,9 @@ epoch needs no host round trips, on one host or many.
 """
 import dataclasses
 import functools
+import json
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +16,9 @@ import numpy as np
 
 from ssl_jax.data import image_datasets
 from ssl_jax.data import splits
+
+
+INFO_FILE = "data_info.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +81,29 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
     data["unlabeled"] = pool
   mean, std = channel_stats(ds.train_images)
   info = DataInfo(ds.num_classes, ds.class_names, ds.image_shape, mean, std)
+  if write_split:
+    write_info(workdir, info)
   return data, info
+
+
+def write_info(workdir, info: DataInfo):
+  """`data_info.json`: what inference needs of the data (classes, image
+  shape, channel statistics), so `tools/predict.py` needs no dataset."""
+  path = pathlib.Path(workdir) / INFO_FILE
+  if not path.exists():  # A pure function of the dataset: written once.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({
+        "num_classes": info.num_classes, "class_names": list(info.class_names),
+        "image_shape": list(info.image_shape), "mean": info.mean.tolist(),
+        "std": info.std.tolist()}, indent=2))
+    tmp.replace(path)
+
+
+def read_info(workdir) -> DataInfo:
+  d = json.loads((pathlib.Path(workdir) / INFO_FILE).read_text())
+  return DataInfo(d["num_classes"], tuple(d["class_names"]),
+                  tuple(d["image_shape"]), np.array(d["mean"], np.float32),
+                  np.array(d["std"], np.float32))
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

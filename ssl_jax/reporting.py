@@ -7,6 +7,7 @@ Only process 0 writes files. Metric records are flat dicts with `epoch`,
 import json
 import logging as py_logging
 import pathlib
+import sys
 import time
 
 from absl import logging
@@ -65,11 +66,19 @@ class MetricsLog:
 
 
 class Progress:
-  """Periodic progress lines with steps/s, examples/s and ETA."""
+  """Progress every `log_every_steps`: steps, loss, examples/s and ETA.
 
-  def __init__(self, total_steps: int, first_step: int, batch_size: int):
+  On a terminal, one bar redrawn in place (`stream`, default stderr when it
+  is a tty); elsewhere (log files, CI), a log line each time.
+  """
+
+  def __init__(self, total_steps: int, first_step: int, batch_size: int,
+               stream=None):
     self.total, self.batch_size = total_steps, batch_size
     self._t0, self._s0 = time.perf_counter(), first_step
+    self._bar = stream if stream is not None else (
+        sys.stderr if sys.stderr.isatty() else None)
+    self._drawn = False
 
   def log(self, step: int, epoch: int, loss: float):
     dt = time.perf_counter() - self._t0
@@ -77,9 +86,23 @@ class Progress:
     eta = (self.total - step) / rate if rate > 0 else float("inf")
     eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(
         eta) else "?"
-    logging.info("step %d/%d (epoch %d): loss %.4f, %.1f steps/s, "
-                 "%.0f examples/s, ETA %s", step, self.total, epoch, loss,
-                 rate, rate * self.batch_size, eta_s)
+    if self._bar is None:
+      logging.info("step %d/%d (epoch %d): loss %.4f, %.1f steps/s, "
+                   "%.0f examples/s, ETA %s", step, self.total, epoch, loss,
+                   rate, rate * self.batch_size, eta_s)
+      return
+    done = int(30 * step / max(self.total, 1))
+    self._bar.write(f"\r[{'#' * done}{'.' * (30 - done)}] step {step}/"
+                    f"{self.total} (epoch {epoch}) loss {loss:.4f} "
+                    f"{rate * self.batch_size:.0f} img/s ETA {eta_s} ")
+    self._bar.flush()
+    self._drawn = True
+
+  def newline(self):
+    """Ends the bar's line, so the next log line starts on its own."""
+    if self._drawn:
+      self._bar.write("\n")
+      self._drawn = False
 
 
 def best_epochs(history: list[dict], split: str) -> dict[str, tuple]:

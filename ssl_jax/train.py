@@ -357,6 +357,7 @@ def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
       if not preempted:
         record = epoch_record(run, dev_state, sums, step)
         record["wall_time_s"] = round(earlier + time.perf_counter() - start)
+        progress.newline()
         logging.info("epoch %d: %s", epoch + 1, json.dumps(record))
         log.add(record)
         sums = run.zero_sums

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from helpers import ROOT
@@ -36,6 +37,30 @@ def test_bench(tmp_path):
         r["ours_examples_per_s"] / r["keras_examples_per_s"], rel=0.02)
   table = (tmp_path / "bench.md").read_text()
   assert table.count("\n| ") == 2 + len(rows) and "GFLOP/s" in table
+
+
+def test_demo_table_is_the_runs_records(tmp_path):
+  """`make run`'s script at the quick budget: both heads learn, and its
+  table holds what the two runs' metrics.jsonl say."""
+  printed = _run("demo.py", tmp_path).stdout.splitlines()
+  last = {sub: json.loads((tmp_path / sub / "metrics.jsonl").read_text()
+                          .splitlines()[-1])
+          for sub in ("two_heads", "labels_only")}
+  two, alone = last["two_heads"], last["labels_only"]
+  assert [r["step"] for r in last.values()] == [20, 20]
+  for split in ("train", "test"):
+    for metric in ("loss", "class_loss", "accuracy", "rotation_loss",
+                   "rotation_accuracy"):
+      assert np.isfinite(two[f"{split}_{metric}"]), (split, metric)
+  assert not any("rotation" in k for k in alone)
+  assert two["test_rotation_accuracy"] > 0.27  # Chance is 0.25.
+  assert printed[1].split()[-3:] == [
+      f"{100 * two['test_accuracy']:.2f}%",
+      f"{100 * two['test_rotation_accuracy']:.2f}%", f"{two['wall_time_s']}s"]
+  assert printed[2].split()[-3:] == [
+      f"{100 * alone['test_accuracy']:.2f}%", "-", f"{alone['wall_time_s']}s"]
+  assert str(tmp_path / "two_heads" / "curves.png") in printed[3]
+  assert (tmp_path / "demo.txt").read_text().splitlines() == printed
 
 
 def test_self_supervision(tmp_path):

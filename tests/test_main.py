@@ -1,6 +1,5 @@
 """`python -m ssl_jax.main` end to end: outputs, bad config keys, NaN stops."""
 import json
-import subprocess
 
 import numpy as np
 
@@ -26,23 +25,6 @@ def test_quick_run_end_to_end(tmp_path):
           f"{best['epoch']}") in (tmp_path / "summary.txt").read_text()
   with np.load(tmp_path / "split.npz") as split:
     assert len(split["labeled"]) == 50
-
-
-def test_main_job_multitask_quick_end_to_end(tmp_path):
-  """`make run`'s command: both heads' metrics on train and test."""
-  result = subprocess.run(
-      helpers.main_command(tmp_path, {}, "configs/multitask.py:quick"),
-      cwd=helpers.ROOT, capture_output=True, text=True, timeout=600)
-  assert result.returncode == 0, result.stderr[-3000:]
-  records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").open()]
-  assert [r["step"] for r in records] == [10, 20]
-  for split in ("train", "test"):
-    for metric in ("loss", "class_loss", "accuracy", "rotation_loss",
-                   "rotation_accuracy"):
-      assert np.isfinite(records[-1][f"{split}_{metric}"]), (split, metric)
-  # Both heads learn something in 20 steps: rotation is far above chance.
-  assert records[-1]["test_rotation_accuracy"] > 0.27
-  assert "Max test accuracy is" in (tmp_path / "summary.txt").read_text()
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -100,3 +82,20 @@ def test_pmap_loop_equals_jit_loop(tmp_path):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
   for key in helpers.untimed(jit_last):
     np.testing.assert_allclose(pmap_last[key], jit_last[key], rtol=1e-4)
+
+
+def test_progress_is_a_bar_on_a_terminal(caplog):
+  import io  # pylint: disable=g-import-not-at-top
+  from ssl_jax import reporting  # pylint: disable=g-import-not-at-top
+  screen = io.StringIO()
+  bar = reporting.Progress(total_steps=20, first_step=0, batch_size=32,
+                           stream=screen)
+  bar.log(5, 1, 2.5)
+  bar.log(10, 1, 2.25)
+  bar.newline()
+  drawn = screen.getvalue()
+  assert drawn.count("\r") == 2 and drawn.endswith("\n")
+  last = drawn.split("\r")[-1]
+  assert last.startswith("[" + "#" * 15 + "." * 15 + "] step 10/20 (epoch 1)")
+  assert "loss 2.2500" in last and "img/s" in last and "ETA" in last
+  assert not caplog.records  # On a terminal the bar replaces the log lines.

@@ -105,12 +105,16 @@ def class_reports(task: Task, data: dict, class_names, batch_size: int):
   return report
 
 
+def model_kwargs(config, num_classes: int) -> dict:
+  """Models with their own head take num_classes; `multihead` takes heads."""
+  return {"num_classes": num_classes,
+          "heads": {"class": HeadSpec(num_classes,
+                                      hidden=tuple(config.classifier.hidden))}}
+
+
 def setup(config, workdir, write: bool) -> Setup:
   data, info = input_pipeline.load(config, workdir, write_split=write)
   task = make(config, info.mean, info.std)
-  # Models with their own head take num_classes; `multihead` takes heads.
-  heads = {"class": HeadSpec(info.num_classes,
-                             hidden=tuple(config.classifier.hidden))}
-  return Setup(task, data, {"num_classes": info.num_classes, "heads": heads},
+  return Setup(task, data, model_kwargs(config, info.num_classes),
                report=class_reports(task, data, info.class_names,
                                     config.input.eval_batch_size))
