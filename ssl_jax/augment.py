@@ -13,6 +13,9 @@ import jax.numpy as jnp
 # as the official Keras EfficientNet weights were trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite's (TF efficientnet_lite_builder.py): (pixels - 127) / 128.
+LITE_MEAN = (127 / 255,) * 3
+LITE_STD = (128 / 255,) * 3
 
 
 def to_float(images: jax.Array, mean=None, std=None) -> jax.Array:

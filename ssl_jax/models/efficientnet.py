@@ -1,4 +1,5 @@
-"""EfficientNet B0..B7 (Tan & Le, 2019), a Flax port of keras.applications.
+"""EfficientNet B0..B7 (Tan & Le, 2019), a Flax port of keras.applications,
+and EfficientNet-Lite0..4, the same network for mobile accelerators.
 
 Layer for layer the Keras 3 `keras.applications.EfficientNetB*` graph, with
 the same module names (`stem_conv`, `block2a/dwconv`, `top_bn`,
@@ -6,6 +7,13 @@ the same module names (`stem_conv`, `block2a/dwconv`, `top_bn`,
 Keras model's input preprocessing (Rescaling + Normalization) is NOT part of
 this model: it takes already normalized NHWC float images, see
 `ssl_jax.tools.convert_keras.keras_preprocess`.
+
+Lite (tensorflow/tpu models/official/efficientnet/lite/
+efficientnet_lite_builder.py) differs only by its `Variant` flags: no
+squeeze-and-excite, ReLU6 instead of swish, and the stem (32 filters), the
+head (1280) and the first and last stages' repeats left unscaled. Padding
+is TF's 'SAME' in both, so one definition serves both families and the
+PyTorch port's weights (`ssl_jax.tools.convert_torch`).
 """
 import functools
 import math
@@ -24,6 +32,9 @@ class Variant(NamedTuple):
   depth: float  # Block repeats multiplier.
   resolution: int  # Default input size.
   dropout: float  # Dropout before the classifier.
+  squeeze_excite: bool = True  # Squeeze-and-excite in every block.
+  activation: str = "swish"  # A key of ACTIVATIONS.
+  fixed_stem_head: bool = False  # Lite: stem, head, first/last stage unscaled.
 
 
 # Exactly the arguments keras.applications.EfficientNetB* pass.
@@ -37,6 +48,19 @@ VARIANTS = {
     "b6": Variant(1.8, 2.6, 528, 0.5),
     "b7": Variant(2.0, 3.1, 600, 0.5),
 }
+
+# efficientnet_lite_builder.py's efficientnet_lite_params and flags.
+_lite = lambda *args: Variant(*args, squeeze_excite=False, activation="relu6",
+                              fixed_stem_head=True)
+LITE_VARIANTS = {
+    "lite0": _lite(1.0, 1.0, 224, 0.2),
+    "lite1": _lite(1.0, 1.1, 240, 0.2),
+    "lite2": _lite(1.1, 1.2, 260, 0.3),
+    "lite3": _lite(1.2, 1.4, 280, 0.3),
+    "lite4": _lite(1.4, 1.8, 300, 0.3),
+}
+
+ACTIVATIONS = {"swish": nn.swish, "relu6": nn.relu6}
 
 
 class StageArgs(NamedTuple):
@@ -62,12 +86,14 @@ STAGES = (
 
 
 def efficientnet_variant(name: str) -> Variant:
-  """(width, depth, resolution, dropout) of 'b0'..'b7' or 'EfficientNetB0'."""
+  """The Variant 'b0'..'b7', 'lite0'..'lite4', 'EfficientNetB0' or
+  'efficientnet-lite0' names."""
   key = name.lower().removeprefix("efficientnet").strip("-_")
-  if key not in VARIANTS:
+  known = {**VARIANTS, **LITE_VARIANTS}
+  if key not in known:
     raise ValueError(f"Unknown EfficientNet variant {name!r}; "
-                     f"known: {sorted(VARIANTS)}.")
-  return VARIANTS[key]
+                     f"known: {sorted(known)}.")
+  return known[key]
 
 
 def round_filters(filters: int, width: float, divisor: int = 8) -> int:
@@ -96,7 +122,8 @@ def correct_pad(size: tuple[int, int], kernel_size: int):
 
 
 class MBConv(nn.Module):
-  """Inverted residual block with squeeze-and-excite (Keras's `block`)."""
+  """Inverted residual block, squeeze-and-excite if se_ratio > 0 (Keras's
+  `block`)."""
   filters_in: int
   filters_out: int
   kernel_size: int
@@ -105,6 +132,7 @@ class MBConv(nn.Module):
   se_ratio: float
   drop_rate: float
   norm: Any  # Constructor from norms.norm_layer.
+  activation: Any = nn.swish
   dtype: Any = jnp.float32
   conv_lowering: str = "auto"
 
@@ -116,19 +144,19 @@ class MBConv(nn.Module):
     x = inputs
     if self.expand_ratio != 1:
       x = conv(filters, (1, 1), use_bias=False, name="expand_conv")(x)
-      x = nn.swish(self.norm(name="expand_bn")(x))
+      x = self.activation(self.norm(name="expand_bn")(x))
 
     k = self.kernel_size
     pad = (correct_pad(x.shape[1:3], k) if self.strides == 2 else "SAME")
     x = conv(filters, (k, k), strides=self.strides, padding=pad,
              feature_group_count=filters, use_bias=False, name="dwconv")(x)
-    x = nn.swish(self.norm(name="bn")(x))
+    x = self.activation(self.norm(name="bn")(x))
 
     if 0 < self.se_ratio <= 1:
       # The bottleneck is a fraction of the block's *input* filters.
       filters_se = max(1, int(self.filters_in * self.se_ratio))
       se = jnp.mean(x, axis=(1, 2), keepdims=True)
-      se = nn.swish(conv(filters_se, (1, 1), name="se_reduce")(se))
+      se = self.activation(conv(filters_se, (1, 1), name="se_reduce")(se))
       se = nn.sigmoid(conv(filters, (1, 1), name="se_expand")(se))
       x = x * se
 
@@ -148,7 +176,8 @@ class EfficientNet(norms.NormedModel):
   """EfficientNet; compound scaling from `variant` unless overridden.
 
   Attributes:
-    variant: 'b0'..'b7'; supplies the defaults of the `None` fields below.
+    variant: 'b0'..'b7' or 'lite0'..'lite4'; supplies the defaults of the
+      `None` fields below and the Lite flags (see `Variant`).
     num_classes: classifier size (with `include_top`).
     width_coefficient: channel multiplier (None: the variant's).
     depth_coefficient: repeats multiplier (None: the variant's).
@@ -195,33 +224,41 @@ class EfficientNet(norms.NormedModel):
     depth = pick(self.depth_coefficient, v.depth)
     dropout = pick(self.dropout_rate, v.dropout)
     filters = lambda f: round_filters(f, width, self.depth_divisor)
+    fixed = lambda f: f if v.fixed_stem_head else filters(f)
+    act = ACTIVATIONS[v.activation]
     norm = self.norm_layer(train, dtype=self.dtype)
     conv = functools.partial(layers.Conv, dtype=self.dtype,
                              lowering=self.conv_lowering)
     out = {}
 
-    x = conv(filters(32), (3, 3), strides=2,
+    x = conv(fixed(32), (3, 3), strides=2,
              padding=correct_pad(x.shape[1:3], 3), use_bias=False,
              name="stem_conv")(x)
-    x = nn.swish(norm(name="stem_bn")(x))
+    x = act(norm(name="stem_bn")(x))
     out["stem"] = x
 
-    total = float(sum(round_repeats(s.repeats, depth) for s in STAGES))
+    repeats = [s.repeats if v.fixed_stem_head and i in (0, len(STAGES) - 1)
+               else round_repeats(s.repeats, depth)
+               for i, s in enumerate(STAGES)]
+    total = float(sum(repeats))
     b = 0
     for i, s in enumerate(STAGES):
-      f_in, f_out = filters(s.filters_in), filters(s.filters_out)
-      for j in range(round_repeats(s.repeats, depth)):
+      # The channels arriving, not filters(s.filters_in): Lite's fixed stem
+      # feeds 32 whatever the width.
+      f_in, f_out = x.shape[-1], filters(s.filters_out)
+      for j in range(repeats[i]):
         # Only a stage's first block changes stride and channels.
         x = MBConv(f_in if j == 0 else f_out, f_out, s.kernel_size,
-                   s.strides if j == 0 else 1, s.expand_ratio, s.se_ratio,
-                   self.drop_connect_rate * b / total, norm, self.dtype,
+                   s.strides if j == 0 else 1, s.expand_ratio,
+                   s.se_ratio if v.squeeze_excite else 0.0,
+                   self.drop_connect_rate * b / total, norm, act, self.dtype,
                    self.conv_lowering,
                    name=f"block{i + 1}{chr(j + 97)}")(x, train)
         b += 1
       out[f"stage{i + 1}"] = x
 
-    x = conv(filters(1280), (1, 1), use_bias=False, name="top_conv")(x)
-    x = nn.swish(norm(name="top_bn")(x))
+    x = conv(fixed(1280), (1, 1), use_bias=False, name="top_conv")(x)
+    x = act(norm(name="top_bn")(x))
     max_pool = self.pooling == "max" and not self.include_top
     pooled = (jnp.max if max_pool else jnp.mean)(x, axis=(1, 2))
     out["pre_logits"] = pooled

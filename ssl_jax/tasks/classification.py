@@ -13,6 +13,10 @@ from ssl_jax.models.heads import HeadSpec
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
 
+# input.standardize_stats naming the RGB statistics pretrained weights expect.
+PRETRAINED_STATS = {"imagenet": (augment.IMAGENET_MEAN, augment.IMAGENET_STD),
+                    "lite": (augment.LITE_MEAN, augment.LITE_STD)}
+
 
 def image_inputs(batch, rng, train, *, mean, std, crop_padding, flip,
                  image_size, copy_augment=None):
@@ -57,18 +61,19 @@ def make_inputs(config, mean: np.ndarray, std: np.ndarray, augment_images=True):
   `augment_images` (a task may augment elsewhere, before its own transforms).
 
   `mean`/`std` (the training images') standardise pixels if asked, unless
-  `input.standardize_stats` is 'imagenet', what converted ImageNet weights
-  expect (`convert_keras.keras_preprocess`).
+  `input.standardize_stats` names PRETRAINED_STATS: 'imagenet', what the
+  converted Keras weights expect (`convert_keras.keras_preprocess`), or
+  'lite', what the EfficientNet-Lite weights do (`convert_torch`).
   """
   stats = config.input.standardize_stats
-  if stats == "imagenet":
-    if len(mean) != len(augment.IMAGENET_MEAN):
-      raise ValueError("input.standardize_stats='imagenet' needs RGB images; "
+  if stats in PRETRAINED_STATS:
+    if len(mean) != 3:
+      raise ValueError(f"input.standardize_stats={stats!r} needs RGB images; "
                        f"these have {len(mean)} channel(s).")
-    mean, std = augment.IMAGENET_MEAN, augment.IMAGENET_STD
+    mean, std = PRETRAINED_STATS[stats]
   elif stats != "data":
-    raise ValueError("input.standardize_stats must be 'data' or 'imagenet', "
-                     f"got {stats!r}.")
+    raise ValueError("input.standardize_stats must be 'data' or one of "
+                     f"{sorted(PRETRAINED_STATS)}, got {stats!r}.")
   if not config.input.standardize:
     mean = std = None
   aug = config.input.augment
