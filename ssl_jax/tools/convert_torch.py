@@ -267,7 +267,7 @@ def torch_to_flax(state_dict: dict[str, np.ndarray], variant: str,
                    if re.fullmatch(r"block\d+[a-z]", k[1])},
                   key=lambda b: (int(b[5:-1]), b[-1]))
 
-  flat, leftover, mismatched = {}, [], []
+  flat, leftover, mismatched = {}, [], {}
   for name, value in state_dict.items():
     if name.endswith(_SKIPPED) or (not include_top and
                                    name.startswith("_fc.")):
@@ -276,20 +276,22 @@ def torch_to_flax(state_dict: dict[str, np.ndarray], variant: str,
     if found is None or found[0] not in expected:
       leftover.append(f"{name} {tuple(np.shape(value))}")
     elif found[1].shape != expected[found[0]]:
-      mismatched.append(f"{name}: torch {tuple(np.shape(value))} -> "
-                        f"{found[1].shape} vs Flax {'/'.join(found[0])} "
-                        f"{expected[found[0]]}")
+      mismatched[found[0]] = (f"{name}: torch {tuple(np.shape(value))} -> "
+                              f"{found[1].shape} vs Flax "
+                              f"{'/'.join(found[0])} {expected[found[0]]}")
     else:
       # Float32 as the model's own variables: restores compare dtypes.
       flat[found[0]] = np.asarray(found[1], np.float32)
-  missing = sorted("/".join(k) for k in expected if k not in flat)
+  missing = sorted("/".join(k) for k in expected
+                   if k not in flat and k not in mismatched)
   if missing or leftover or mismatched:
     raise ValueError(
         f"The state dict does not match EfficientNet(variant={variant!r}, "
         f"include_top={include_top}):\n"
         f"  Flax variables without tensors ({len(missing)}): {missing}\n"
         f"  tensors without Flax variables ({len(leftover)}): {leftover}\n"
-        f"  shape mismatches ({len(mismatched)}): {mismatched}")
+        f"  shape mismatches ({len(mismatched)}): "
+        f"{list(mismatched.values())}")
   return traverse_util.unflatten_dict(flat)
 
 
