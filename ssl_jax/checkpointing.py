@@ -137,6 +137,13 @@ def read(directory: str | pathlib.Path, step: int | None = None) -> Any:
                     "default")
 
 
+def write(directory: str | pathlib.Path, tree: Any):
+  """Saves `tree` as one item that `read(directory)` (and
+  `config.init_from`) reads: what the weight converters write."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(pathlib.Path(directory).absolute(), tree)
+
+
 def _read_item(path: pathlib.Path) -> Any:
   checkpointer = ocp.StandardCheckpointer()
   one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

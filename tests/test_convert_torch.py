@@ -248,6 +248,17 @@ def test_package_init_from_and_cli(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def test_cifar10_class_sums_imagenet_probabilities():
+  probs = np.zeros((3, 1000))
+  probs[0, 281] = 1  # Tabby: cat (3).
+  probs[1, 10], probs[1, [151, 200, 268]] = 0.3, 0.2  # Dogs sum to 0.6 (5).
+  probs[2, 717], probs[2, 555] = 0.9, 0.1  # Pickup counts for no class.
+  assert imagenet_cifar10.predict(probs).tolist() == [3, 5, 9]
+  assert list(imagenet_cifar10.CLASSES) == [
+      "airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+      "horse", "ship", "truck"]  # CIFAR-10's label order.
+
+
 @pytest.fixture(scope="module")
 def cifar_test():
   data = cifar10.read(helpers.CIFAR_DIR)

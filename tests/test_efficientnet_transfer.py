@@ -99,7 +99,7 @@ def converted(tmp_path_factory):
                        else rng.normal(0, 0.05, s.shape)).astype(s.dtype)
   variables = jax.tree_util.tree_map_with_path(draw, shapes)
   directory = tmp_path_factory.mktemp("converted") / "b0"
-  convert_keras.save_checkpoint(variables, str(directory))
+  checkpointing.write(directory, variables)
   return directory, variables
 
 

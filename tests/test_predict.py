@@ -82,6 +82,13 @@ def test_a_rotated_image_gets_its_rotation(run, tmp_path):
     line = predict.report(path.name, {h: p[0] for h, p in probs.items()},
                           predictor.info.class_names, 3)
     assert f"rotation {90 * k} degrees" in line and line.count(",") == 2
+  # The command prints the same line for the same file.
+  printed = subprocess.run(
+      [sys.executable, "-m", "ssl_jax.tools.predict", f"--workdir={workdir}",
+       str(path)], cwd=helpers.ROOT, capture_output=True, text=True,
+      timeout=120)
+  assert printed.returncode == 0, printed.stderr[-2000:]
+  assert printed.stdout.splitlines() == [line.replace(path.name, str(path))]
 
 
 def test_bad_inputs_are_one_line(run, tmp_path):

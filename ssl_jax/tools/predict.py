@@ -25,11 +25,16 @@ from ssl_jax import models
 from ssl_jax.tasks import classification
 from ssl_jax.tasks import pretext_mix
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained image run.")
-_TOP_K = flags.DEFINE_integer("top_k", 3, "Classes to print per image.")
-_TEST_INDEX = flags.DEFINE_integer(
-    "test_index", None, "Also classify this image of the run's test split.")
-flags.mark_flag_as_required("workdir")
+
+
+def _define_flags():
+  """The command's flags; not at import, so that tests and other tools can
+  import this module next to their own --workdir."""
+  flags.DEFINE_string("workdir", None, "A trained image run.")
+  flags.DEFINE_integer("top_k", 3, "Classes to print per image.")
+  flags.DEFINE_integer("test_index", None,
+                       "Also classify this image of the run's test split.")
+  flags.mark_flag_as_required("workdir")
 
 
 class Predictor:
@@ -108,19 +113,19 @@ def report(name: str, probs: dict, class_names, top_k: int) -> str:
 
 
 def main(argv):
-  paths = argv[1:]
-  if not paths and _TEST_INDEX.value is None:
+  paths, f = argv[1:], flags.FLAGS
+  if not paths and f.test_index is None:
     raise app.UsageError("Give image files, or --test_index=N.")
   try:
-    predictor = Predictor(_WORKDIR.value)
+    predictor = Predictor(f.workdir)
     names, images = list(paths), [read_image(p, predictor.info.image_shape)
                                   for p in paths]
-    if _TEST_INDEX.value is not None:
+    if f.test_index is not None:
       from ssl_jax.data import image_datasets  # pylint: disable=g-import-not-at-top
       cfg = predictor.config.input
       ds = image_datasets.load(cfg.name, cfg.data_dir, cfg.source, False,
                                cfg.check_files)
-      i = _TEST_INDEX.value
+      i = f.test_index
       if not 0 <= i < len(ds.test_labels):
         raise ValueError(f"--test_index={i}: the test split has "
                          f"{len(ds.test_labels)} images.")
@@ -132,8 +137,9 @@ def main(argv):
     sys.exit(f"predict: {e}")
   for j, name in enumerate(names):
     print(report(name, {k: v[j] for k, v in probs.items()},
-                 predictor.info.class_names, _TOP_K.value))
+                 predictor.info.class_names, f.top_k))
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
