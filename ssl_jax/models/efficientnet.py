@@ -19,6 +19,7 @@ import functools
 import math
 from typing import Any, NamedTuple
 
+from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -290,3 +291,14 @@ def flops_and_params(variant: str = "b0", resolution: int | None = None,
   count = lambda tree: sum(math.prod(a.shape) for a in jax.tree.leaves(tree))
   return {"flops": float(cost["flops"]), "params": count(variables["params"]),
           "batch_stats": count(variables["batch_stats"])}
+
+
+def variable_shapes(variant: str, include_top: bool,
+                    num_classes: int = 1000) -> dict[tuple, tuple]:
+  """{(collection, module, ..., name): shape} of a model's variables, without
+  computing them: what weight converters map a checkpoint onto."""
+  model = EfficientNet(variant=variant, include_top=include_top,
+                       num_classes=num_classes)
+  template = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
+  return {k: v.shape for k, v in traverse_util.flatten_dict(template).items()}

@@ -83,12 +83,7 @@ def keras_to_flax(keras_model, variant: str | None = None) -> dict[str, Any]:
   include_top = "predictions" in layer_names
   num_classes = (keras_model.get_layer("predictions").units if include_top
                  else 1000)
-  model = efficientnet.EfficientNet(variant=variant, include_top=include_top,
-                                    num_classes=num_classes)
-  template = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
-  expected = {k: v.shape for k, v in
-              traverse_util.flatten_dict(template).items()}
+  expected = efficientnet.variable_shapes(variant, include_top, num_classes)
 
   flat, leftover, mismatched = {}, [], []
   for layer in keras_model.layers:

@@ -39,7 +39,6 @@ from typing import Any, NamedTuple
 
 from flax import traverse_util
 import jax
-import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 
@@ -254,12 +253,7 @@ def torch_to_flax(state_dict: dict[str, np.ndarray], variant: str,
     include_top = "_fc.weight" in state_dict
   num_classes = (state_dict["_fc.weight"].shape[0]
                  if "_fc.weight" in state_dict else 1000)
-  model = efficientnet.EfficientNet(variant=variant, include_top=include_top,
-                                    num_classes=num_classes)
-  template = jax.eval_shape(lambda: model.init(
-      jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
-  expected = {k: v.shape for k, v in
-              traverse_util.flatten_dict(template).items()}
+  expected = efficientnet.variable_shapes(variant, include_top, num_classes)
   # _blocks.N is the N-th block in order: block1a, block2a, block2b, ...
   blocks = sorted({k[1] for k in expected
                    if re.fullmatch(r"block\d+[a-z]", k[1])},
