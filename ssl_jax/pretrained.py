@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 
 from ssl_jax import checkpointing
-from ssl_jax.tools import convert_torch
 
 SUBTREE = "backbone"
 PACKAGE = "package:"  # init_from prefix of a weights package's model name.
@@ -24,6 +23,8 @@ PACKAGE = "package:"  # init_from prefix of a weights package's model name.
 def load_variables(path: str) -> dict:
   """{'params', 'batch_stats'} of the checkpoint at `path` (see module doc)."""
   if path.startswith(PACKAGE):
+    # Imported here: training reaches into tools/ only for this source.
+    from ssl_jax.tools import convert_torch  # pylint: disable=g-import-not-at-top
     return convert_torch.load_pth(
         convert_torch.package_file(path.removeprefix(PACKAGE)),
         include_top=False)
