@@ -43,6 +43,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.backbone_config = models.default_fields(c.model.backbone)
   c.model.features = "pre_logits"  # Backbone feature the heads read.
   c.model.head_dropout_rate = 0.3  # Dropout on the features before the heads.
+  c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
 
   # Pretext tasks by name, each with its weight w_k and fields.
   names = args.get("pretext", "rotation")

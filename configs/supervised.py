@@ -54,6 +54,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.dropout_rate = 0.3  # After every block and the dense layer.
   c.model.norm = "batch"  # batch | layer | group | instance | rms | none.
   c.model.norm_momentum = 0.9  # BatchNorm running-statistics momentum.
+  c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
 
   # The class head of a `multihead` model (a core_cnn has its own head).
   c.classifier = ml_collections.ConfigDict()

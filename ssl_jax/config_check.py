@@ -22,11 +22,12 @@ _RULES = [
     (r"^(num_epochs|log_every_steps|keep_checkpoints)$", *_POSITIVE),
     (r"(^|\.)(unlabeled_batch_size|steps_per_epoch|checkpoint_every_steps|"
      r"warmup_steps|val_size|max_test_examples|image_size|memory_size|"
-     r"patience|crop_padding|linear_start_epochs)$", *_NON_NEGATIVE),
+     r"patience|crop_padding|decay_every_epochs)$", *_NON_NEGATIVE),
     (r"(^|\.)labels_per_class$",
      lambda v: isinstance(v, int) and (v == -1 or v > 0), "-1 (all) or > 0"),
     (r"(^|\.)temperature$", lambda v: v > 0, "a finite number > 0"),
-    (r"(^|\.)(learning_rate|weight|weight_decay|grad_clip_norm|margin)$",
+    (r"(^|\.)(learning_rate|weight|weight_decay|grad_clip_norm|margin|"
+     r"decay_factor|linear_start_lr_scale)$",
      lambda v: v >= 0, "a finite number >= 0"),
     (r"(^|\.)(dropout_rate|head_dropout_rate|drop_connect_rate)$",
      lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -40,9 +41,11 @@ def _choices(config) -> dict[str, tuple[str, ...]]:
       r"^task$": tuple(tasks.names()),
       r"^parallel$": ("jit", "pmap"),
       r"^optimizer\.name$": tuple(optim.names()),
-      r"^optimizer\.schedule$": ("constant", "cosine"),
+      r"^optimizer\.schedule$": ("constant", "cosine", "step"),
+      r"^linear_start$": ("off", "val_loss"),
       r"^model\.(name|backbone)$": tuple(models.names()),
       r"(^|\.)norm$": norms.KINDS,
+      r"(^|\.)dtype$": ("float32", "bfloat16"),
       r"^input\.source$": ("auto", "files", "tfds"),
       r"^input\.standardize_stats$": ("data", "imagenet", "lite"),
       **({r"^input\.name$": tuple(registry.DATASETS)}

@@ -234,9 +234,25 @@ class NormedModel(nn.Module):
   num_groups: int = 8  # GroupNorm groups.
   axis_name: str | None = None  # pmap axis for BatchNorm statistics.
   conv_lowering: str = "auto"  # See layers.Conv: im2col on CPU by default.
+  # Computation dtype of activations, convolutions and matmuls: 'float32' or
+  # 'bfloat16' (mixed precision). Parameters, optimizer state and BatchNorm
+  # statistics stay float32; norms compute their statistics in float32 and
+  # logits come out in float32.
+  dtype: Any = "float32"
+
+  @property
+  def compute_dtype(self):
+    """`dtype` as a NumPy dtype; an error names a value that is not float."""
+    dtype = jnp.dtype(self.dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(f"model dtype must be 'float32' or 'bfloat16', got "
+                       f"{self.dtype!r}.")
+    return dtype
 
   def norm_layer(self, train: bool, kind: str | None = None, dtype=None):
-    """`norm_layer` for this model's fields (`kind` replaces `self.norm`)."""
+    """`norm_layer` for this model's fields (`kind` replaces `self.norm`);
+    its output is in `dtype`, by default the model's compute dtype."""
     return norm_layer(kind or self.norm, train=train, axis_name=self.axis_name,
                       momentum=self.norm_momentum, epsilon=self.norm_epsilon,
-                      num_groups=self.num_groups, dtype=dtype)
+                      num_groups=self.num_groups,
+                      dtype=dtype or self.compute_dtype)

@@ -30,8 +30,9 @@ def model_class(name: str):
   return getattr(importlib.import_module(module), cls)
 
 
-# Fields a model gets from the data, the task or the parallel runner.
-_SET_ELSEWHERE = ("parent", "name", "num_classes", "axis_name")
+# Fields a model gets from the data, the task or the parallel runner, and
+# (dtype) a backbone from its multihead's model.dtype.
+_SET_ELSEWHERE = ("parent", "name", "num_classes", "axis_name", "dtype")
 
 
 def default_fields(name: str) -> dict:

@@ -38,6 +38,7 @@ class CoreCNN(norms.NormedModel):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
     act = getattr(nn, self.activation)
+    dtype = self.compute_dtype
     norm = self.norm_layer(train)
     pool_types = self.pool_types or ("max",) * len(self.features)
     if not len(self.features) == len(self.pool_sizes) == len(pool_types):
@@ -51,7 +52,7 @@ class CoreCNN(norms.NormedModel):
       for j in range(self.convs_per_block):
         suffix = f"{i + 1}" + (f"_{j + 1}" if j else "")
         x = act(layers.Conv(f, (self.kernel_size,) * 2, padding=self.padding,
-                            name=f"conv{suffix}",
+                            name=f"conv{suffix}", dtype=dtype,
                             lowering=self.conv_lowering)(x))
         x = norm(name=f"norm{suffix}")(x)
       # SAME: identical to VALID on 32x32, and 28x28 inputs keep a 1x1 map.
@@ -60,7 +61,7 @@ class CoreCNN(norms.NormedModel):
       out[f"block{i + 1}"] = x
     x = x.reshape(x.shape[0], -1)
     if self.dense:
-      x = act(nn.Dense(self.dense, name="dense")(x))
+      x = act(layers.Dense(self.dense, dtype=dtype, name="dense")(x))
       # A vector has no spatial axes: its instance norm is its layer norm.
       kind = "layer" if self.norm == "instance" else self.norm
       x = self.norm_layer(train, kind)(name="norm_dense")(x)
@@ -69,5 +70,5 @@ class CoreCNN(norms.NormedModel):
     if not self.num_classes:
       return x, out
     logits = heads.MLPHead(self.num_classes, self.head_hidden,
-                           self.dropout_rate, name="head")(x, train)
+                           self.dropout_rate, dtype, name="head")(x, train)
     return logits, out

@@ -193,7 +193,9 @@ class EfficientNet(norms.NormedModel):
     norm, norm_momentum, norm_epsilon, num_groups, axis_name,
       conv_lowering: see `ssl_jax.norms.NormedModel` (Keras's BatchNorm
       defaults here: momentum 0.99, epsilon 1e-3).
-    dtype: computation dtype (parameters stay float32).
+    dtype: computation dtype, 'float32' or 'bfloat16' (see
+      `ssl_jax.norms.NormedModel`; parameters stay float32, logits are
+      float32).
   """
   variant: str = "b0"
   num_classes: int = 1000
@@ -206,7 +208,6 @@ class EfficientNet(norms.NormedModel):
   pooling: str | None = "avg"
   norm_momentum: float = 0.99
   norm_epsilon: float = 1e-3
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False):
@@ -227,8 +228,9 @@ class EfficientNet(norms.NormedModel):
     filters = lambda f: round_filters(f, width, self.depth_divisor)
     fixed = lambda f: f if v.fixed_stem_head else filters(f)
     act = ACTIVATIONS[v.activation]
-    norm = self.norm_layer(train, dtype=self.dtype)
-    conv = functools.partial(layers.Conv, dtype=self.dtype,
+    dtype = self.compute_dtype
+    norm = self.norm_layer(train)
+    conv = functools.partial(layers.Conv, dtype=dtype,
                              lowering=self.conv_lowering)
     out = {}
 
@@ -252,7 +254,7 @@ class EfficientNet(norms.NormedModel):
         x = MBConv(f_in if j == 0 else f_out, f_out, s.kernel_size,
                    s.strides if j == 0 else 1, s.expand_ratio,
                    s.se_ratio if v.squeeze_excite else 0.0,
-                   self.drop_connect_rate * b / total, norm, act, self.dtype,
+                   self.drop_connect_rate * b / total, norm, act, dtype,
                    self.conv_lowering,
                    name=f"block{i + 1}{chr(j + 97)}")(x, train)
         b += 1
@@ -267,8 +269,8 @@ class EfficientNet(norms.NormedModel):
       return (x if self.pooling is None else pooled), out
     x = nn.Dropout(dropout, deterministic=not train)(pooled)
     # Logits: Keras's classifier additionally applies softmax.
-    x = nn.Dense(self.num_classes, dtype=self.dtype, name="predictions")(x)
-    return x, out
+    x = layers.Dense(self.num_classes, dtype=dtype, name="predictions")(x)
+    return x.astype(jnp.float32), out
 
 
 def flops_and_params(variant: str = "b0", resolution: int | None = None,

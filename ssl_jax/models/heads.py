@@ -1,8 +1,11 @@
 """Heads put on top of a backbone's features, and how a task declares them."""
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+
+from ssl_jax.models import layers
 
 
 class HeadSpec(NamedTuple):
@@ -26,14 +29,21 @@ class HeadSpec(NamedTuple):
 
 
 class MLPHead(nn.Module):
-  """Optional hidden Dense-ReLU-Dropout layers, then a linear output layer."""
+  """Optional hidden Dense-ReLU-Dropout layers, then a linear output layer.
+
+  `dtype`: computation dtype of the layers (None: the input's); the outputs
+  are float32 whatever it is, so losses and softmaxes run in float32.
+  """
   num_outputs: int
   hidden: Sequence[int] = ()
   dropout_rate: float = 0.0
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for i, units in enumerate(self.hidden):
-      x = nn.relu(nn.Dense(units, name=f"hidden{i}")(x))
+      x = nn.relu(layers.Dense(units, dtype=self.dtype,
+                               name=f"hidden{i}")(x))
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_outputs, name="out")(x)
+    out = layers.Dense(self.num_outputs, dtype=self.dtype, name="out")(x)
+    return out.astype(jnp.float32)

@@ -31,6 +31,10 @@ class MultiHead(nn.Module):
   features: str = "pre_logits"  # The backbone intermediate the heads read.
   head_dropout_rate: float = 0.0  # On the features, before each head.
   axis_name: str | None = None
+  # Computation dtype of the backbone and the heads ('float32' or
+  # 'bfloat16'); parameters and statistics stay float32, head outputs are
+  # float32. The backbone gets it from here, not from backbone_config.
+  dtype: Any = "float32"
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -38,6 +42,10 @@ class MultiHead(nn.Module):
     kwargs = dict(self.backbone_config or {})
     if self.axis_name is not None:
       kwargs["axis_name"] = self.axis_name
+    if kwargs.setdefault("dtype", self.dtype) != self.dtype:
+      raise ValueError(f"backbone_config.dtype={kwargs['dtype']!r} differs "
+                       f"from model.dtype={self.dtype!r}; set model.dtype "
+                       "alone (it covers the backbone and the heads).")
     backbone = models.get_model(self.backbone, None, num_classes=0,
                                 name="backbone", **kwargs)
     by_shape = {}
@@ -63,7 +71,7 @@ class MultiHead(nn.Module):
       if spec.stop_gradient:
         f = jax.lax.stop_gradient(f)
       out[name] = heads_lib.MLPHead(spec.outputs, tuple(spec.hidden),
-                                    self.head_dropout_rate,
+                                    self.head_dropout_rate, self.dtype,
                                     name=f"{name}_head")(f, train)
     return out, features
 

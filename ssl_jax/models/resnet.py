@@ -9,7 +9,7 @@ Module names (`conv0`/`norm0` stem, `stage{i}_{j}` blocks) let a fine-tuning
 regex freeze the first stages.
 """
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -24,10 +24,11 @@ class BasicBlock(nn.Module):
   strides: int
   norm: callable
   lowering: str = "auto"
+  dtype: Any = None  # Computation dtype of the convolutions.
 
   @nn.compact
   def __call__(self, x):
-    conv = functools.partial(layers.Conv, use_bias=False,
+    conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype,
                              lowering=self.lowering)
     s = (self.strides, self.strides)
     y = conv(self.features, (3, 3), s, name="conv1")(x)
@@ -55,19 +56,20 @@ class ResNet(norms.NormedModel):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool):
-    norm = self.norm_layer(train)
+    norm, dtype = self.norm_layer(train), self.compute_dtype
     x = layers.Conv(self.stem_features, (3, 3), use_bias=False, name="conv0",
-                    lowering=self.conv_lowering)(x)
+                    dtype=dtype, lowering=self.conv_lowering)(x)
     x = nn.relu(norm(name="norm0")(x))
     out = {"stem": x}
     for i, (f, n) in enumerate(zip(self.features, self.stage_sizes)):
       for j in range(n):
         x = BasicBlock(f, 2 if j == 0 else 1, norm, self.conv_lowering,
-                       name=f"stage{i + 1}_{j}")(x)
+                       dtype, name=f"stage{i + 1}_{j}")(x)
       out[f"block{i + 1}"] = x
     x = x.mean(axis=(1, 2))
     out["pre_logits"] = x
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     if not self.num_classes:
       return x, out
-    return heads.MLPHead(self.num_classes, name="head")(x, train), out
+    return heads.MLPHead(self.num_classes, dtype=dtype,
+                         name="head")(x, train), out
