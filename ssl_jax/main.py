@@ -12,6 +12,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from ssl_jax import feature_eval
 from ssl_jax import parallel
 from ssl_jax import reporting
 from ssl_jax import train
@@ -87,7 +88,10 @@ def main(argv):
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
                jax.process_count(), jax.devices())
   try:
-    train.train_and_evaluate(flags.FLAGS.config, _WORKDIR.value)
+    config = flags.FLAGS.config
+    run = (feature_eval.train_and_evaluate if config.get("cache_features")
+           else train.train_and_evaluate)
+    run(config, _WORKDIR.value)
   except train.Preempted as e:
     logging.warning("%s", e)
     sys.exit(PREEMPTED_EXIT)
