@@ -149,3 +149,46 @@ def test_default_babi_dir(monkeypatch):
   assert babi.default_babi_dir() == os.path.join("/data", "babi")
   monkeypatch.delenv("SSL_JAX_DATA_DIR")
   assert babi.default_babi_dir() == os.path.abspath("../shared/data/babi")
+
+
+def test_non_utf8_byte_names_file_and_line(tmp_path):
+  path = tmp_path / "qa1_test-task_train.txt"
+  path.write_bytes(b"1 Mary moved to the bathroom.\n2 John went to the "
+                   b"hall\xe9way.\n3 Where is Mary?\tbathroom\t1\n")
+  with pytest.raises(ValueError, match="0xe9 at column 24 is not UTF-8"
+                     ) as info:
+    babi.parse_babi(path)
+  assert f"{path}, line 2" in str(info.value)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("", "is empty"),
+    ("\n \n", "is empty"),
+    ("1 Mary moved to the bathroom.\n2 John went to the hallway.\n",
+     "has no questions"),
+])
+def test_file_without_questions_is_an_error(tmp_path, text, why):
+  path = _write(tmp_path, text)
+  with pytest.raises(ValueError, match=why) as info:
+    babi.parse_babi(path)
+  assert str(info.value).startswith(f"{path} {why}")
+
+
+def test_load_rejects_a_split_without_questions(tmp_path):
+  _write(tmp_path, _TWO_STORIES)
+  test = _write(tmp_path, "1 Mary moved to the bathroom.\n",
+                "qa1_test-task_test.txt")
+  with pytest.raises(ValueError, match="has no questions") as info:
+    babi.load_babi(tmp_path, 1)
+  assert str(test) in str(info.value)
+
+
+@pytest.mark.parametrize("present, missing", [("train", "test"),
+                                              ("test", "train")])
+def test_find_task_files_names_the_missing_split(tmp_path, present, missing):
+  _write(tmp_path, _TWO_STORIES, f"qa1_test-task_{present}.txt")
+  with pytest.raises(FileNotFoundError) as info:
+    babi.find_task_files(tmp_path, 1)
+  message = str(info.value)
+  assert (f"the {missing} file qa1_*_{missing}.txt is missing from "
+          f"{tmp_path}, which has qa1_test-task_{present}.txt") in message

@@ -12,6 +12,7 @@ import glob
 import itertools
 import os
 import re
+from typing import Sequence
 
 import numpy as np
 
@@ -34,6 +35,19 @@ def tokenize(sentence: str) -> list[str]:
   return [t.strip() for t in re.split(r"(\W+)", sentence) if t.strip()]
 
 
+def _lines(path):
+  """(1-based number, stripped text) of each line of the UTF-8 file `path`."""
+  with open(path, "rb") as f:
+    for lineno, raw in enumerate(f, 1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise ValueError(f"{path}, line {lineno}: byte {raw[e.start]:#04x} at "
+                         f"column {e.start + 1} is not UTF-8: {raw.strip()!r}"
+                         ) from None
+      yield lineno, line.strip()
+
+
 def parse_babi(path) -> list[tuple[list[list[str]], list[str], str]]:
   """Reads a bAbI file into (story sentences, question, answer) examples.
 
@@ -41,40 +55,44 @@ def parse_babi(path) -> list[tuple[list[list[str]], list[str], str]]:
   questions excluded); a story restarts where line IDs restart at 1.
 
   Raises:
-    ValueError: on a malformed line, naming the file and 1-based line number.
+    ValueError: on a malformed line or a byte that is not UTF-8, naming the
+      file and 1-based line number; for a file without questions.
   """
   examples, story, prev_id = [], [], 0
-  with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, 1):
-      line = line.strip()
-      if not line:
-        continue
+  for lineno, line in _lines(path):
+    if not line:
+      continue
 
-      def fail(why, line=line, lineno=lineno):
-        raise ValueError(f"{path}, line {lineno}: {why}: {line!r}")
+    def fail(why, line=line, lineno=lineno):
+      raise ValueError(f"{path}, line {lineno}: {why}: {line!r}")
 
-      match = re.fullmatch(r"(\d+) +(\S.*)", line)
-      if not match:
-        fail("expected 'ID text'")
-      line_id, text = int(match[1]), match[2]
-      if line_id == 1:
-        story = []
-      elif prev_id == 0 or line_id <= prev_id:
-        fail(f"line ID {line_id} after {prev_id}: IDs start at 1 and increase")
-      prev_id = line_id
-      if "\t" not in text:
-        if text.rstrip().endswith("?"):
-          fail("question without a tab-separated answer")
-        story.append(tokenize(text))
-        continue
-      fields = [s.strip() for s in text.split("\t")]
-      if len(fields) not in (2, 3) or not fields[0] or not fields[1]:
-        fail("expected 'ID question<TAB>answer<TAB>supporting IDs'")
-      if len(fields) == 3:
-        support = fields[2].split()
-        if not all(s.isdecimal() and 1 <= int(s) < line_id for s in support):
-          fail("supporting IDs must be integers of earlier lines of the story")
-      examples.append((list(story), tokenize(fields[0]), fields[1]))
+    match = re.fullmatch(r"(\d+) +(\S.*)", line)
+    if not match:
+      fail("expected 'ID text'")
+    line_id, text = int(match[1]), match[2]
+    if line_id == 1:
+      story = []
+    elif prev_id == 0 or line_id <= prev_id:
+      fail(f"line ID {line_id} after {prev_id}: IDs start at 1 and increase")
+    prev_id = line_id
+    if "\t" not in text:
+      if text.rstrip().endswith("?"):
+        fail("question without a tab-separated answer")
+      story.append(tokenize(text))
+      continue
+    fields = [s.strip() for s in text.split("\t")]
+    if len(fields) not in (2, 3) or not fields[0] or not fields[1]:
+      fail("expected 'ID question<TAB>answer<TAB>supporting IDs'")
+    if len(fields) == 3:
+      support = fields[2].split()
+      if not all(s.isdecimal() and 1 <= int(s) < line_id for s in support):
+        fail("supporting IDs must be integers of earlier lines of the story")
+    examples.append((list(story), tokenize(fields[0]), fields[1]))
+  # Caught here: an empty split would first fail in training or evaluation.
+  if not examples:
+    what = "is empty" if prev_id == 0 else "has no questions"
+    raise ValueError(f"{path} {what}: a bAbI file needs at least one line "
+                     "'ID question<TAB>answer<TAB>supporting IDs'.")
   return examples
 
 
@@ -95,23 +113,35 @@ def find_task_files(data_dir, task: int, size: str = "10k") -> tuple[str, str]:
   # A folder of the other size holds files of the same names: never read it.
   if os.path.basename(data_dir) not in set(SIZE_DIRS.values()) - {sub}:
     candidates.append(data_dir)
+  half = []  # (directory, missing split, file of the other split).
   for directory in candidates:
-    found = [sorted(glob.glob(os.path.join(glob.escape(directory),
-                                           f"qa{task}_*_{split}.txt")))
-             for split in ("train", "test")]
-    if all(len(paths) == 1 for paths in found):
-      return found[0][0], found[1][0]
-    if any(len(paths) > 1 for paths in found):
+    found = {split: sorted(glob.glob(os.path.join(
+        glob.escape(directory), f"qa{task}_*_{split}.txt")))
+             for split in ("train", "test")}
+    if all(len(paths) == 1 for paths in found.values()):
+      return found["train"][0], found["test"][0]
+    if any(len(paths) > 1 for paths in found.values()):
       raise ValueError(f"Several files for bAbI task {task} in {directory}: "
                        f"{found}.")
+    half += [(directory, split, found[other][0])
+             for split, other in (("train", "test"), ("test", "train"))
+             if found[other] and not found[split]]
+  get_it = (
+      "Download the bAbI v1.2 release tasks_1-20_v1-2.tar.gz (Facebook "
+      f"Research; mirror used by the Keras example: {_URL}; "
+      "tensorflow_datasets has no bAbI), extract it into a directory DIR and "
+      "pass --config.input.data_dir=DIR (or set SSL_JAX_DATA_DIR and extract "
+      "into $SSL_JAX_DATA_DIR/babi).")
+  if half:
+    directory, split, other = half[0]
+    raise FileNotFoundError(
+        f"bAbI task {task} ({size}): the {split} file qa{task}_*_{split}.txt "
+        f"is missing from {directory}, which has {os.path.basename(other)}. "
+        + get_it)
   raise FileNotFoundError(
       f"bAbI task {task} ({size}, folder {sub}/) not found: looked for "
       f"qa{task}_*_train.txt and qa{task}_*_test.txt in "
-      f"{', '.join(candidates)}. Download the bAbI v1.2 release "
-      f"tasks_1-20_v1-2.tar.gz (Facebook Research; mirror used by the Keras "
-      f"example: {_URL}; tensorflow_datasets has no bAbI), extract it into a "
-      f"directory DIR and pass --config.input.data_dir=DIR (or set "
-      f"SSL_JAX_DATA_DIR and extract into $SSL_JAX_DATA_DIR/babi).")
+      f"{', '.join(candidates)}. " + get_it)
 
 
 class UnknownWordsError(KeyError):
@@ -140,28 +170,35 @@ class Vocab:
   def __init__(self, words):
     self.words = ("<pad>",) + tuple(sorted(set(words)))
     self.ids = {w: i for i, w in enumerate(self.words) if i}
-    # Case-insensitive fallback for typed input, where it is unambiguous.
-    folded = {}
+    self._spellings = {}  # Lower case -> the words spelt so.
     for w in self.words[1:]:
-      folded.setdefault(w.lower(), []).append(w)
-    self._folded = {k: v[0] for k, v in folded.items() if len(v) == 1}
+      self._spellings.setdefault(w.lower(), []).append(w)
 
   def __len__(self):
     return len(self.words)
 
-  def encode(self, tokens, ignore_case: bool = False) -> list[int]:
+  def match_case(self, tokens) -> list[str]:
+    """A typed sentence or question in the case the bAbI files write it.
+
+    A word with one spelling in the vocabulary gets it. bAbI writes some
+    words both ways ('The'/'the', 'Emily'/'emily'): capitalised first in a
+    sentence and lower case elsewhere, in every task, so those follow their
+    position. Unknown words stay as typed.
+    """
+    out = []
+    for i, t in enumerate(tokens):
+      spellings = self._spellings.get(t.lower(), [t])
+      usual = t.lower().capitalize() if i == 0 else t.lower()
+      out.append(spellings[0] if len(spellings) == 1
+                 else usual if usual in spellings else t)
+    return out
+
+  def encode(self, tokens) -> list[int]:
     """Word ids of `tokens`; raises UnknownWordsError listing all unknown."""
-    ids, unknown = [], []
-    for t in tokens:
-      if t not in self.ids and ignore_case:
-        t = self._folded.get(t.lower(), t)
-      if t in self.ids:
-        ids.append(self.ids[t])
-      else:
-        unknown.append(t)
+    unknown = [t for t in tokens if t not in self.ids]
     if unknown:
       raise UnknownWordsError(unknown, self.words[1:])
-    return ids
+    return [self.ids[t] for t in tokens]
 
   def decode(self, ids) -> list[str]:
     return [self.words[int(i)] for i in ids]
@@ -205,8 +242,8 @@ def _arrays(stories, queries, data_sizes) -> dict[str, np.ndarray]:
           "query": _pad(queries, query_maxlen)}
 
 
-def load_babi(data_dir=None, task: int = 1, size: str = "10k",
-              memory_size: int | None = None) -> BabiData:
+def load_babi(data_dir=None, task: int | Sequence[int] = 1,
+              size: str = "10k", memory_size: int | None = None) -> BabiData:
   """Loads a bAbI task as int32 arrays of word ids.
 
   Each split is a dict of
@@ -219,13 +256,17 @@ def load_babi(data_dir=None, task: int = 1, size: str = "10k",
 
   Args:
     data_dir: see `find_task_files`; defaults to `default_babi_dir()`.
-    task: 1 to 20.
+    task: 1 to 20, or several tasks for joint training: one vocabulary and
+      one padding for all of them, their questions concatenated in task
+      order, and each split gets 'task': (N,) the task of each question.
     size: '10k' (en-10k/) or '1k' (en/).
     memory_size: memories kept for MemN2N; default: the most sentences of any
       story, at most 50.
   """
-  paths = find_task_files(data_dir or default_babi_dir(), task, size)
-  train, test = (parse_babi(p) for p in paths)
+  tasks = [task] if isinstance(task, int) else list(task)
+  parsed = [[parse_babi(p) for p in find_task_files(
+      data_dir or default_babi_dir(), t, size)] for t in tasks]
+  train, test = ([e for files in parsed for e in files[i]] for i in (0, 1))
   examples = train + test
   vocab = Vocab(w for story, q, a in examples
                 for w in [*_flat(story), *q, a])
@@ -234,40 +275,86 @@ def load_babi(data_dir=None, task: int = 1, size: str = "10k",
            max((len(x) for s, _, _ in examples for x in s), default=1),
            memory_size or min(max(len(s) for s, _, _ in examples), MAX_MEMORY))
 
-  def split_arrays(split):
+  def split_arrays(split, i):
     arrays = _arrays([[vocab.encode(x) for x in s] for s, _, _ in split],
                      [vocab.encode(q) for _, q, _ in split], sizes)
     arrays["label"] = np.array([vocab.ids[a] for _, _, a in split], np.int32)
+    if not isinstance(task, int):
+      arrays["task"] = np.repeat(tasks, [len(f[i]) for f in parsed]).astype(
+          np.int32)
     return arrays
 
-  return BabiData(split_arrays(train), split_arrays(test), vocab, *sizes)
+  return BabiData(split_arrays(train, 0), split_arrays(test, 1), vocab,
+                  *sizes)
+
+
+def _is_word(token: str) -> bool:
+  return bool(re.match(r"\w", token))  # Tokens are \w+ or \W+ runs.
+
+
+def join_tokens(tokens) -> str:
+  """['Mary', 'went', 'home', '.'] -> 'Mary went home.'."""
+  return re.sub(r" (?=[^\w\s])", "", " ".join(tokens))
+
+
+def parse_story(text: str) -> list[list[str]]:
+  """Typed story -> sentences of tokens, as `parse_babi` reads a story.
+
+  A sentence ends at a '.' (spaces after it or not) or at a line break, where
+  the '.' every bAbI sentence ends with is added; lines of punctuation only
+  are skipped. Case is left as typed (see `Vocab.match_case`).
+
+  Raises:
+    ValueError: for a '?' in the story (questions come after it).
+  """
+  sentences, sentence = [], []
+  for line in text.splitlines():
+    for token in tokenize(line) + ["."]:
+      sentence.append(token)
+      if token != ".":
+        continue
+      if any("?" in t for t in sentence):
+        raise ValueError(f"Story sentence {join_tokens(sentence[:-1])!r} is "
+                         "a question: questions come after the story.")
+      if any(_is_word(t) for t in sentence):
+        sentences.append(sentence)
+      sentence = []
+  return sentences
+
+
+def parse_question(text: str) -> list[str]:
+  """Typed question -> tokens ending in '?' (added if missing).
+
+  Raises:
+    ValueError: for a question without words.
+  """
+  tokens = tokenize(text)
+  if not any(_is_word(t) for t in tokens):
+    raise ValueError(f"Empty question: {text!r}.")
+  return tokens if tokens[-1] == "?" else tokens + ["?"]
 
 
 def encode_example(story_text: str, question: str,
                    data: BabiData) -> dict[str, np.ndarray]:
   """Encodes a typed story and question as a batch of one (no 'label').
 
-  Sentences end at '.' or a newline; a missing final '.' or '?' is added, as
-  every bAbI sentence and question has one. Case is ignored where that is
-  unambiguous; over-long inputs are cut at the front like `pad_sequences`.
+  Parsed by `parse_story` and `parse_question` and matched to the case of
+  `data.vocab` (`Vocab.match_case`), so typed text gets the ids the same
+  story has in a bAbI file. Over-long inputs are cut at the front like
+  `pad_sequences`.
 
   Raises:
     UnknownWordsError: listing every word outside `data.vocab`.
-    ValueError: for an empty question.
+    ValueError: for an empty story or question, or a '?' in the story.
   """
-  sentences = []
-  for part in re.split(r"(?<=\.)|\n", story_text):
-    tokens = tokenize(part)
-    if any(re.match(r"\w", t) for t in tokens):
-      sentences.append(tokens if tokens[-1] == "." else tokens + ["."])
-  query = tokenize(question)
-  if not query:
-    raise ValueError("Empty question.")
-  if query[-1] != "?":
-    query.append("?")
+  sentences = [data.vocab.match_case(s) for s in parse_story(story_text)]
+  if not sentences:
+    raise ValueError("Empty story: a question needs at least one story "
+                     "sentence before it.")
+  query = data.vocab.match_case(parse_question(question))
   # Encode everything at once so the error lists every unknown word.
-  data.vocab.encode(_flat(sentences) + query, ignore_case=True)
+  data.vocab.encode(_flat(sentences) + query)
   sizes = (data.story_maxlen, data.query_maxlen, data.sentence_maxlen,
            data.memory_size)
-  return _arrays([[data.vocab.encode(s, ignore_case=True) for s in sentences]],
-                 [data.vocab.encode(query, ignore_case=True)], sizes)
+  return _arrays([[data.vocab.encode(s) for s in sentences]],
+                 [data.vocab.encode(query)], sizes)

@@ -1,13 +1,18 @@
 """Ask a trained bAbI memory network about a story of your own.
 
   python -m ssl_jax.tools.ask --workdir=runs/babi/memn2n_task1
-  python -m ssl_jax.tools.ask --workdir=DIR --story="Mary went to the kitchen." \
-      --question="Where is Mary?"
+  python -m ssl_jax.tools.ask --workdir=DIR \
+      --story="Mary went to the kitchen." --question="Where is Mary?"
 
-Interactively: type the story's sentences, an empty line, then the question.
-Prints the answer and the attention over the story's sentences. Unknown words
-get a message listing them and similar known words.
+Interactively: type the story's sentences (one per line, or several ending in
+'.'), an empty line, then the question. Case does not matter. Prints the
+answer, the attention over the story's sentences, and the oldest sentences if
+the model cannot see them all. A rejected input (unknown words, listed with
+similar known ones; an empty story or question) is printed to stderr and
+makes the exit status 1 (in interactive mode once the input ends).
 """
+import functools
+import itertools
 import json
 import pathlib
 import sys
@@ -27,6 +32,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A trained bAbI run.")
 _STORY = flags.DEFINE_string("story", None, "Story text (else read stdin).")
 _QUESTION = flags.DEFINE_string("question", None, "Question (with --story).")
 flags.mark_flag_as_required("workdir")
+# What `babi.encode_example` raises for an input it rejects.
+_REJECTED = (babi.UnknownWordsError, ValueError)
 
 
 def load(workdir: pathlib.Path):
@@ -58,42 +65,85 @@ def sentence_attention(model: str, attention: np.ndarray, x: dict,
   return (sums / sums.sum())[None, -n_sentences:]
 
 
-def answer(answer_fn, data, model: str, story: str, question: str) -> str:
-  """The answer and attention as text; a message for unknown words."""
-  try:
-    x = babi.encode_example(story, question, data)
-  except (babi.UnknownWordsError, ValueError) as e:
-    return str(e)
+def seen(model: str, sentences: list, data: babi.BabiData) -> tuple[int, str]:
+  """How many of the latest `sentences` the model sees, and its limit."""
+  if model == "memn2n":
+    return (min(len(sentences), data.memory_size),
+            f"the last {data.memory_size} sentences")
+  # The Keras graph reads the last story_maxlen words: a sentence whose end
+  # is among them counts, as in `sentence_attention`.
+  before = np.cumsum([0] + [len(s) for s in sentences[::-1]])[:-1]
+  return (int((before < data.story_maxlen).sum()),
+          f"the last {data.story_maxlen} words")
+
+
+def reply(answer_fn, data, model: str, story: str, question: str) -> str:
+  """The answer, its attention per sentence, and the sentences dropped.
+
+  Raises:
+    babi.UnknownWordsError, ValueError: for a rejected input, see
+      `babi.encode_example`.
+  """
+  x = babi.encode_example(story, question, data)
+  sentences = [data.vocab.match_case(s) for s in babi.parse_story(story)]
   logits, out = answer_fn(x)
   word = data.vocab.words[int(np.argmax(logits[0]))]
-  sentences = [s.strip() for s in story.replace("\n", " ").split(".")
-               if s.strip()][-data.memory_size:]
+  kept, limit = seen(model, sentences, data)
   weights = sentence_attention(model, np.asarray(out["attention"][0]), x,
-                               len(sentences))
+                               kept)
   lines = [f"Answer: {word}", "Attention (per hop):"]
-  lines += [f"  {' '.join(f'{w:.2f}' for w in weights[:, i])}  {s}."
-            for i, s in enumerate(sentences)]
+  lines += [f"  {' '.join(f'{w:.2f}' for w in weights[:, i])}  "
+            f"{babi.join_tokens(s)}" for i, s in enumerate(sentences[-kept:])]
+  dropped = sentences[:len(sentences) - kept]
+  if dropped:
+    lines.append(f"Dropped the {len(dropped)} oldest of {len(sentences)} "
+                 f"sentences (the model sees {limit}):")
+    lines += [f"  {babi.join_tokens(s)}" for s in dropped]
   return "\n".join(lines)
 
 
-def main(_):
-  answer_fn, data, model = load(pathlib.Path(_WORKDIR.value))
+def read_stories(lines):
+  """(story, question) pairs of `lines`: story lines, an empty line, then the
+  question line; a story the input ends in has question None."""
+  lines = iter(lines)
+  while True:
+    story = "".join(itertools.takewhile(str.strip, lines))
+    question = next(lines, None)
+    if story or question is not None:
+      yield story, question
+    if question is None:
+      return
+
+
+def show(ask, story: str, question: str | None) -> bool:
+  """Prints `ask(story, question)`, or to stderr why it was rejected."""
+  if question is None:
+    message = "the input ended before the question of its last story."
+  else:
+    try:
+      print(ask(story, question))
+      return True
+    except _REJECTED as e:
+      message = str(e)
+  print(f"Rejected: {message}", file=sys.stderr)
+  return False
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
+  if _STORY.value is None and _QUESTION.value is not None:
+    raise app.UsageError("--question needs --story.")
+  ask = functools.partial(reply, *load(pathlib.Path(_WORKDIR.value)))
   if _STORY.value is not None:
-    print(answer(answer_fn, data, model, _STORY.value,
-                 _QUESTION.value or ""))
+    if not show(ask, _STORY.value, _QUESTION.value or ""):
+      sys.exit(1)
     return
   print("Type a story (one sentence per line), an empty line, then a "
         "question. Ctrl-D to quit.")
-  while True:
-    story = []
-    for line in sys.stdin:
-      if not line.strip():
-        break
-      story.append(line.strip())
-    question = sys.stdin.readline()
-    if not question:
-      return
-    print(answer(answer_fn, data, model, "\n".join(story), question.strip()))
+  results = [show(ask, s, q) for s, q in read_stories(sys.stdin)]
+  if not all(results):
+    sys.exit(f"{results.count(False)} of {len(results)} inputs rejected.")
 
 
 if __name__ == "__main__":
