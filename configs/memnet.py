@@ -2,7 +2,8 @@
 
   python -m ssl_jax.main --config=configs/memnet.py:model=memnet_keras,task=1 --workdir=/tmp/m
   python -m ssl_jax.main --config=configs/memnet.py:model=memn2n,task=2 --workdir=/tmp/m2
-  (append ,quick for a smoke run)
+  (append ,quick for a smoke run; ,paper for Sukhbaatar et al.'s training
+  protocol, memn2n only)
 
 The loop and optimizer fields not set here come from base.py.
 """
@@ -12,9 +13,14 @@ from ssl_jax import config_files
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  """`arg`: comma-separated model=memnet_keras|memn2n, task=1..20, quick."""
-  args = config_files.parse_arg(arg, {"model", "task", "quick"})
+  """`arg`: comma-separated model=memnet_keras|memn2n, task=1..20, quick,
+  paper (End-To-End Memory Networks' protocol: SGD 0.01 halved every 25 of
+  100 epochs, linear start until the val loss stops falling, 10% held out)."""
+  args = config_files.parse_arg(arg, {"model", "task", "quick", "paper"})
   model = args.get("model", "memnet_keras")
+  paper = "paper" in args
+  if paper and model != "memn2n":
+    raise ValueError(f"paper is MemN2N's protocol; got model={model!r}.")
   c = config_files.sibling(__file__, "base", quick="quick" in args)
   c.task = "babi_qa"  # A name from ssl_jax.tasks.
 
@@ -22,8 +28,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.input.data_dir = ""  # bAbI release dir; '' = $SSL_JAX_DATA_DIR/babi, ../shared/data/babi.
   c.input.babi_task = int(args.get("task", 1))  # bAbI task, 1-20.
   c.input.babi_size = "10k"  # '10k' (en-10k/) or '1k' (en/).
-  c.input.val_size = 0  # Training questions held out for validation/tuning.
-  c.input.memory_size = 0  # MemN2N memories; 0 = longest story, at most 50.
+  # Training questions held out for validation/tuning (paper: 10% of the
+  # 10k; use 100 with babi_size='1k').
+  c.input.val_size = 1000 if paper else 0
+  # MemN2N memories; 0 = longest story, at most 50 (paper: 50).
+  c.input.memory_size = 50 if paper else 0
   # Global batch size, divisible by the device count. memnet_keras: 8 (best
   # on the validation split: more updates per epoch shorten its plateaus).
   c.input.batch_size = 8 if model == "memnet_keras" else 32
@@ -50,16 +59,26 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     raise ValueError(f"model must be memnet_keras or memn2n, got {model!r}.")
 
   c.optimizer.learning_rate = 1e-3 if model == "memnet_keras" else 1e-2  # Peak.
-  # 'constant' or 'cosine' decay to 0 (memnet_keras: constant, best on val).
-  c.optimizer.schedule = "constant" if model == "memnet_keras" else "cosine"
+  # 'constant', 'cosine' decay to 0 or 'step' (memnet_keras: constant, best
+  # on val; paper: step).
+  c.optimizer.schedule = ("constant" if model == "memnet_keras" else
+                          "step" if paper else "cosine")
   c.optimizer.grad_clip_norm = 40.0  # Sukhbaatar et al.'s global-norm clip.
+  if paper:
+    c.optimizer.name = "sgd"  # Plain SGD at the 0.01 above.
+    c.optimizer.decay_every_epochs = 25  # Epochs between decays.
+    c.optimizer.decay_factor = 0.5  # Halved at each.
 
-  c.linear_start_epochs = 0  # MemN2N: epochs without the memory softmax (LS).
+  # MemN2N: 'val_loss' = linear start (no memory softmax) from the first
+  # epoch until the val loss stops falling, then the softmax for good (needs
+  # input.val_size > 0); 'off' = model.linear_start throughout.
+  c.linear_start = "val_loss" if paper else "off"
+  c.linear_start_lr_scale = 0.5  # LR factor during LS (paper: 0.005, not 0.01).
   c.report_examples = 5  # Test stories printed with prediction and truth.
   if "quick" in args:
     c.steps_per_epoch = 20
     c.log_every_steps = 10
   else:
-    c.num_epochs = 60  # Passes over the 10,000 training questions.
+    c.num_epochs = 100 if paper else 60  # Passes over the training questions.
     c.log_every_steps = 100
   return c

@@ -21,16 +21,30 @@ def names() -> list[str]:
   return sorted(_OPTIMIZERS)
 
 
-def make_schedule(config, total_steps: int) -> optax.Schedule:
-  """'constant' or 'cosine' decay to zero, after `warmup_steps` linear warmup."""
+def make_schedule(config, total_steps: int,
+                  steps_per_epoch: int = 0) -> optax.Schedule:
+  """'constant', 'cosine' decay to zero, or 'step': times `decay_factor`
+  every `decay_every_epochs` epochs (of `steps_per_epoch` steps); after
+  `warmup_steps` linear warmup."""
   lr, warmup = config.learning_rate, config.warmup_steps
   if config.schedule == "constant":
     main = optax.constant_schedule(lr)
   elif config.schedule == "cosine":
     main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
+  elif config.schedule == "step":
+    if not (steps_per_epoch and config.decay_every_epochs
+            and config.decay_factor):
+      # optax would silently make such a schedule constant.
+      raise ValueError("optimizer.schedule='step' needs decay_every_epochs > "
+                       "0, decay_factor > 0 and the epoch length, got "
+                       f"{config.decay_every_epochs}, {config.decay_factor}, "
+                       f"{steps_per_epoch}.")
+    main = optax.exponential_decay(
+        lr, config.decay_every_epochs * steps_per_epoch, config.decay_factor,
+        staircase=True)
   else:
-    raise ValueError(f"optimizer.schedule must be 'constant' or 'cosine', got "
-                     f"{config.schedule!r}.")
+    raise ValueError(f"optimizer.schedule must be 'constant', 'cosine' or "
+                     f"'step', got {config.schedule!r}.")
   if not warmup:
     return main
   return optax.join_schedules(
@@ -55,13 +69,15 @@ def frozen_labels(pattern: str):
   return labels
 
 
-def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
-  """The optimizer named by `config.name`, with clipping and L2 if asked.
+def make_optimizer(config, total_steps: int, steps_per_epoch: int = 0,
+                   lr_scale: float = 1.0) -> optax.GradientTransformation:
+  """The optimizer named by `config.name`, with clipping and L2 if asked;
+  its schedule times `lr_scale` (a training phase's factor).
 
   Parameters matching `config.frozen_params` (a regex; '' = none) are never
   updated: no gradient step, no weight decay, no optimizer state.
   """
-  tx = _make_trained(config, total_steps)
+  tx = _make_trained(config, total_steps, steps_per_epoch, lr_scale)
   frozen = config.frozen_params
   if not frozen:
     return tx
@@ -69,7 +85,8 @@ def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
                                frozen_labels(frozen))
 
 
-def _make_trained(config, total_steps: int) -> optax.GradientTransformation:
+def _make_trained(config, total_steps: int, steps_per_epoch: int,
+                  lr_scale: float) -> optax.GradientTransformation:
   if config.name not in _OPTIMIZERS:
     raise ValueError(f"Unknown optimizer {config.name!r}; known: "
                      f"{sorted(_OPTIMIZERS)}.")
@@ -78,6 +95,9 @@ def _make_trained(config, total_steps: int) -> optax.GradientTransformation:
     parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
   if config.weight_decay and config.name != "adamw":
     parts.append(optax.add_decayed_weights(config.weight_decay))
-  parts.append(_OPTIMIZERS[config.name](make_schedule(config, total_steps),
+  schedule = make_schedule(config, total_steps, steps_per_epoch)
+  # Any factor keeps a callable learning rate, hence the same optimizer state
+  # structure: phases can swap the optimizer on the same state.
+  parts.append(_OPTIMIZERS[config.name](lambda s: lr_scale * schedule(s),
                                         config))
   return optax.chain(*parts)

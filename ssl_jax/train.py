@@ -150,6 +150,7 @@ class Run:
   setup: tasks.Setup
   runner: parallel.Runner
   model_for: Callable[[dict], Any]  # Model fields of a phase -> model.
+  tx_for: Callable[[float], Any]  # Learning-rate factor of a phase -> tx.
   data: dict  # {split: device arrays}.
   eval_splits: tuple[str, ...]
   streams: tuple[tuple[int, int], ...]
@@ -196,7 +197,9 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
   steps_per_epoch = config.steps_per_epoch or max(
       max(n // b for n, b in streams if b), 1)
   total_steps = steps_per_epoch * config.num_epochs
-  tx = optim.make_optimizer(config.optimizer, total_steps)
+  tx_for = lambda scale: optim.make_optimizer(
+      config.optimizer, total_steps, steps_per_epoch, scale)
+  tx = tx_for(1.0)
 
   init_rng, train_rng, data_rng = jax.random.split(
       jax.random.key(config.seed), 3)
@@ -211,9 +214,10 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
   zero_sums = runner.zero_metrics(state, data["train"], batch_size, train_rng)
   ckpts = checkpointing.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
-  run = Run(config, workdir, is_main, setup, runner, model_for, data,
+  run = Run(config, workdir, is_main, setup, runner, model_for, tx_for, data,
             eval_splits, streams, batch_size, steps_per_epoch, total_steps,
-            optim.make_schedule(config.optimizer, total_steps), train_rng,
+            optim.make_schedule(config.optimizer, total_steps,
+                                steps_per_epoch), train_rng,
             data_rng, zero_sums, ckpts)
   return run, state
 
@@ -273,8 +277,10 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
   return dev_state, sums, step, False
 
 
-def epoch_record(run: Run, dev_state, sums, step: int) -> dict:
-  """The finished epoch's metrics: training sums and every eval split.
+def epoch_record(run: Run, dev_state, sums, step: int,
+                 phase: tasks.Phase = tasks.Phase()) -> dict:
+  """The finished epoch's metrics: training sums and every eval split, with
+  the phase's model fields ('model.linear_start': ...).
 
   The state is checked finite first, so no epoch that cannot be saved is
   recorded.
@@ -282,7 +288,9 @@ def epoch_record(run: Run, dev_state, sums, step: int) -> dict:
   _check_finite(sums, step, run.ckpts)
   run.ckpts.check_finite(step, _saved(run, dev_state, sums))
   record = {"epoch": step // run.steps_per_epoch, "step": step,
-            "learning_rate": float(run.schedule(step - 1)),
+            "learning_rate": phase.learning_rate_scale * float(
+                run.schedule(step - 1)),
+            **{f"model.{k}": v for k, v in phase.model.items()},
             **reporting.reduce_metrics(jax.device_get(sums), "train")}
   for s in run.eval_splits:
     record.update(reporting.reduce_metrics(
@@ -342,20 +350,24 @@ def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
   earlier = log.history[-1]["wall_time_s"] if log.history else 0
   progress = reporting.Progress(run.total_steps, step, run.batch_size)
   preemption = _Preemption()
-  dev_state, phase = run.runner.to_device_layout(state), {}
+  dev_state, phase = run.runner.to_device_layout(state), tasks.Phase()
   try:
     while step < run.total_steps and not _early_stop(log.history, config):
       epoch = step // run.steps_per_epoch
-      if (run.setup.model_phase is not None
-          and run.setup.model_phase(epoch) != phase):
-        # Same parameters, another apply_fn: the step is traced anew.
-        phase = run.setup.model_phase(epoch)
-        logging.info("epoch %d: model fields %s", epoch + 1, phase or "reset")
-        dev_state = dev_state.replace(apply_fn=run.model_for(phase).apply)
+      new = (tasks.Phase() if run.setup.phase is None
+             else run.setup.phase(epoch, log.history))
+      if new != phase:
+        # Same parameters and optimizer state, another apply_fn and tx: the
+        # step is traced anew.
+        phase = new
+        logging.info("epoch %d: phase %s", epoch + 1, phase)
+        dev_state = dev_state.replace(
+            apply_fn=run.model_for(phase.model).apply,
+            tx=run.tx_for(phase.learning_rate_scale))
       dev_state, sums, step, preempted = train_epoch(
           run, dev_state, sums, step, progress, preemption)
       if not preempted:
-        record = epoch_record(run, dev_state, sums, step)
+        record = epoch_record(run, dev_state, sums, step, phase)
         record["wall_time_s"] = round(earlier + time.perf_counter() - start)
         progress.newline()
         logging.info("epoch %d: %s", epoch + 1, json.dumps(record))

@@ -9,14 +9,16 @@
     'val'), eval splits padded with a 0/1 'mask';
   model_kwargs: what the data fixes about the model (classes, vocabulary);
   report(predict, data, workdir): writes task-specific reports after training;
-  model_phase(epoch) -> {field: value}: model fields for that (0-based) epoch,
-    for schedules such as MemN2N's linear start;
+  phase(epoch, history) -> Phase: the model fields and learning-rate factor
+    of that (0-based) epoch, from the records of the epochs before it (so a
+    resumed run decides alike), for schedules such as MemN2N's linear start;
   streams: ((examples, batch size), ...): each step takes `batch size`
     examples from each consecutive block of the train arrays (labeled and
     unlabeled pools); None = one stream of `input.batch_size`.
 Metrics are dicts of [sum, count] pairs, so they add up across steps,
 devices and hosts; a metric's value is sum / count.
 """
+import dataclasses
 import importlib
 from typing import Any, Callable, NamedTuple
 
@@ -27,12 +29,20 @@ class Task(NamedTuple):
   expand: Callable[..., Any] | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """A stretch of training: model fields over the config's, and a factor on
+  the learning-rate schedule."""
+  model: dict = dataclasses.field(default_factory=dict)
+  learning_rate_scale: float = 1.0
+
+
 class Setup(NamedTuple):
   task: Task
   data: dict
   model_kwargs: dict
   report: Callable[..., None] | None = None
-  model_phase: Callable[[int], dict] | None = None
+  phase: Callable[[int, list[dict]], Phase] | None = None
   streams: tuple[tuple[int, int], ...] | None = None
 
 

@@ -1,4 +1,5 @@
 """Question answering on bAbI: one answer word out of the vocabulary."""
+import functools
 import pathlib
 
 from absl import logging
@@ -7,6 +8,7 @@ import numpy as np
 
 from ssl_jax import input_pipeline
 from ssl_jax.data import babi
+from ssl_jax.tasks import Phase
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
 from ssl_jax.tasks import classification
@@ -32,10 +34,46 @@ def load(config) -> babi.BabiData:
                         config.input.babi_size, config.input.memory_size or None)
 
 
+def linear_start_end(history: list[dict]) -> int | None:
+  """The 0-based epoch where linear start (LS) is over, i.e. how many epochs
+  it ran; None while it goes on.
+
+  Sukhbaatar et al.: no memory softmax until the validation loss stops
+  falling. LS ends after the first epoch whose val loss is not below the
+  epoch before's (NaN included), for good: no later record, and no other
+  split's, can change that, so a resumed run decides alike and the test set
+  cannot steer it.
+  """
+  losses = [r["val_loss"] for r in history]
+  for i in range(1, len(losses)):
+    if not losses[i] < losses[i - 1]:
+      return i + 1
+  return None
+
+
+def phase(config, epoch: int, history: list[dict]) -> Phase:
+  """MemN2N's linear start in `epoch`, from the records of the epochs before.
+
+  LS runs at `linear_start_lr_scale` times the learning rate (the paper's
+  0.005 for 0.01); afterwards the phase sets linear_start=False explicitly,
+  so each epoch record says which way it trained.
+  """
+  if config.linear_start == "off":
+    return Phase()
+  end = linear_start_end(history)
+  if end is None or epoch < end:
+    return Phase({"linear_start": True}, config.linear_start_lr_scale)
+  return Phase({"linear_start": False})
+
+
 def setup(config, workdir, write: bool) -> Setup:
   """bAbI's train/test files; `input.val_size` questions of train held out
   (drawn from `config.seed`) for tuning, as bAbI has no validation set."""
   del workdir, write
+  if config.linear_start == "val_loss" and not config.input.val_size:
+    raise ValueError("linear_start='val_loss' switches on the validation "
+                     "loss: set input.val_size > 0 (the test loss would tune "
+                     "on the test set).")
   data = load(config)
   pad = lambda a: input_pipeline.pad_eval(a, config.input.eval_batch_size)
   order = np.random.default_rng(config.seed).permutation(
@@ -50,12 +88,8 @@ def setup(config, workdir, write: bool) -> Setup:
     show_predictions(predict, data, config.report_examples,
                      pathlib.Path(workdir) / "predictions.txt")
 
-  def model_phase(epoch):
-    # Linear start (Sukhbaatar et al.): no memory softmax in the first epochs.
-    return {"linear_start": True} if epoch < config.linear_start_epochs else {}
-
   return Setup(Task(inputs, classification.loss), splits,
-               model_kwargs(data), report, model_phase)
+               model_kwargs(data), report, functools.partial(phase, config))
 
 
 def describe(arrays: dict, i: int, vocab: babi.Vocab) -> tuple[str, str]:
