@@ -1,41 +1,116 @@
-"""Both memory networks on every bAbI task found; a per-task accuracy table.
+"""Memory networks on every bAbI task found: per-task error table and plot.
 
-  python experiments/babi.py --out=runs/babi [--data_dir=DIR] [--size=10k]
+  python experiments/babi.py --out=runs/babi_paper_10k --size=10k --paper
+  python experiments/babi.py --out=runs/babi_paper_1k --size=1k --paper --joint
+  python experiments/babi.py --out=runs/babi --models=memnet_keras,memn2n
 
-Writes runs/babi/babi.{md,json}; each run's workdir is runs/babi/<model>_task<N>.
+Each run is runs/.../<model>_task<N>_seed<S> (joint: <model>_joint_seed<S>).
+With --seeds=N each task trains N seeds and the table reports the one with
+the lowest --select_by error (train or val, never test), as Sukhbaatar et
+al.'s best of 10. Writes babi.{md,json} (per-task test error, mean, failed
+tasks: error > 5%, next to the paper's mean) and babi.png.
 """
+import json
 import pathlib
 import sys
 
 from absl import app
 from absl import flags
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 from lib import experiment
+from lib import selection
 from ssl_jax.data import babi
+from ssl_jax.tasks import babi_qa
 
 _OUT = flags.DEFINE_string("out", "runs/babi", "Directory for runs and table.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "bAbI release directory.")
 _SIZE = flags.DEFINE_enum("size", "10k", ["10k", "1k"], "Training-set size.")
-_MODELS = flags.DEFINE_list("models", "memnet_keras,memn2n", "Models to run.")
+_MODELS = flags.DEFINE_list("models", "memn2n", "Models to run.")
 _TASKS = flags.DEFINE_list("tasks", [], "bAbI tasks to run; [] = every task "
                           "found.")
+_PAPER = flags.DEFINE_bool("paper", False, "memn2n: the paper's protocol "
+                           "(configs/memnet.py:paper).")
+_JOINT = flags.DEFINE_bool("joint", False, "Also one model on all tasks.")
+_SEEDS = flags.DEFINE_integer("seeds", 1, "Runs per task; one is reported.")
+_SELECT_BY = flags.DEFINE_enum("select_by", "val", ["val", "train"],
+                               "Which error picks the reported seed.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
 
+# Sukhbaatar et al. (2015), Table 1, mean test error (%) over the 20 tasks:
+# PE LS RN trained per task, and PE LS RN joint (10k: their best model).
+PAPER_MEAN = {("10k", False): 4.2, ("1k", False): 13.9, ("1k", True): 12.4}
+FAILED = 5.0  # A task fails at more than 5% test error (the paper's rule).
 
-def available_tasks(data_dir: str, size: str) -> list[int]:
-  tasks = []
-  for task in range(1, 21):
-    try:
-      babi.find_task_files(data_dir or babi.default_babi_dir(), task, size)
-      tasks.append(task)
-    except FileNotFoundError:
-      pass
-  return tasks
+
+def _runs(model: str, task, out: pathlib.Path) -> list[pathlib.Path]:
+  """Trains the seeds of one (model, task); returns their workdirs."""
+  workdirs = []
+  name = "joint" if task == "all" else f"task{task}"
+  for seed in range(_SEEDS.value):
+    overrides = {"input.data_dir": _DATA_DIR.value,
+                 "input.babi_size": _SIZE.value, "seed": seed}
+    if _SIZE.value == "1k" and _PAPER.value:
+      overrides["input.val_size"] = 100  # 10% of 1k, as of 10k.
+    arg = f"model={model},task={task}"
+    arg += ",paper" if _PAPER.value and model == "memn2n" else ""
+    arg += ",quick" if _QUICK.value else ""
+    workdir = out / f"{model}_{name}_seed{seed}"
+    experiment.run(f"configs/memnet.py:{arg}", workdir, overrides)
+    workdirs.append(workdir)
+  return workdirs
+
+
+def _chosen(workdirs) -> dict:
+  """The reported seed's numbers (selected on train/val when N > 1)."""
+  by = _SELECT_BY.value
+  records = selection.read_records(workdirs[0])
+  if by == "val" and "val_accuracy" not in records[-1]:
+    by = "train"  # No held-out split in this protocol.
+  pick = selection.pick(workdirs, by)
+  records = selection.read_records(pick["workdir"])
+  ls = babi_qa.linear_start_end(records) if "val_loss" in records[-1] else None
+  return {"seed": pathlib.Path(pick["workdir"]).name.rsplit("seed", 1)[1],
+          "selected_by": by, "selection_error": 100 * pick[f"{by}_error"],
+          "linear_start_epochs": ls, "wall_time_s": records[-1]["wall_time_s"],
+          "workdir": pick["workdir"]}
+
+
+def _summary(rows: list[dict], label: str, joint: bool) -> str:
+  errors = [r["test_error"] for r in rows]
+  failed = sum(e > FAILED for e in errors)
+  paper = PAPER_MEAN.get((_SIZE.value, joint))
+  return (f"{label}: mean test error {sum(errors) / len(errors):.2f}% over "
+          f"{len(errors)} tasks, {failed} failed (> {FAILED:g}%)" +
+          (f"; paper: {paper}%" if paper is not None else ""))
+
+
+def plot(rows: list[dict], path: pathlib.Path):
+  """Per-task test error, one bar group per task, one bar per row label."""
+  labels = sorted({r["run"] for r in rows})
+  tasks = sorted({r["task"] for r in rows})
+  width = 0.8 / len(labels)
+  fig, ax = plt.subplots(figsize=(10, 4))
+  for i, label in enumerate(labels):
+    by_task = {r["task"]: r["test_error"] for r in rows if r["run"] == label}
+    ax.bar([t + (i - (len(labels) - 1) / 2) * width for t in tasks],
+           [by_task.get(t, 0) for t in tasks], width, label=label)
+  ax.axhline(FAILED, color="gray", linestyle="--", linewidth=1)
+  ax.set(xlabel="bAbI task", ylabel="test error (%)", xticks=tasks,
+         title=f"bAbI {_SIZE.value}: per-task test error")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
 
 
 def main(_):
   out = pathlib.Path(_OUT.value)
-  tasks = available_tasks(_DATA_DIR.value, _SIZE.value)
+  data_dir = _DATA_DIR.value or babi.default_babi_dir()
+  tasks = babi.available_tasks(data_dir, _SIZE.value)
   if _TASKS.value:
     missing = sorted({int(t) for t in _TASKS.value} - set(tasks))
     if missing:
@@ -43,21 +118,38 @@ def main(_):
                            f"not found; found {tasks}.")
     tasks = [int(t) for t in _TASKS.value]
   if not tasks:
-    babi.find_task_files(_DATA_DIR.value or babi.default_babi_dir(), 1,
-                         _SIZE.value)  # Raises, saying where it looked.
-  rows = []
-  for task in tasks:
-    for model in _MODELS.value:
-      overrides = {"input.data_dir": _DATA_DIR.value,
-                   "input.babi_size": _SIZE.value}
-      arg = f"model={model},task={task}" + (",quick" if _QUICK.value else "")
-      result = experiment.run(f"configs/memnet.py:{arg}",
-                              out / f"{model}_task{task}", overrides)
-      rows.append({"task": task, "model": model, **result})
-  print(experiment.write_results(
-      out, "babi", rows, ["task", "model", "test_accuracy",
-                          "best_test_accuracy", "epoch", "wall_time_s"],
-      " ".join(["python"] + sys.argv)))
+    babi.find_task_files(data_dir, 1, _SIZE.value)  # Raises: where it looked.
+  rows, summaries = [], []
+  for model in _MODELS.value:
+    label = f"{model}" + (" paper" if _PAPER.value and model == "memn2n"
+                          else "")
+    done = []
+    for task in tasks:
+      workdirs = _runs(model, task, out)
+      chosen = _chosen(workdirs)
+      last = selection.read_records(chosen["workdir"])[-1]
+      done.append({"run": label, "task": task, "model": model,
+                   "test_error": 100 * (1 - last["test_accuracy"]), **chosen})
+    rows += done
+    summaries.append(_summary(done, label, False))
+    if _JOINT.value:
+      workdirs = _runs(model, "all", out)
+      chosen = _chosen(workdirs)
+      per_task = json.loads(
+          (pathlib.Path(chosen["workdir"]) / "per_task_test.json").read_text())
+      joint = [{"run": f"{label} joint", "task": int(t), "model": model,
+                "test_error": 100 * (1 - a), **chosen}
+               for t, a in per_task.items() if int(t) in tasks]
+      rows += joint
+      summaries.append(_summary(joint, f"{label} joint", True))
+  columns = ["task", "run", "test_error", "seed", "selected_by",
+             "selection_error", "linear_start_epochs", "wall_time_s"]
+  table = experiment.write_results(out, "babi", rows, columns,
+                                   " ".join(["python"] + sys.argv))
+  with (out / "babi.md").open("a") as f:
+    f.write("\n" + "\n".join(summaries) + "\n")
+  plot(rows, out / "babi.png")
+  print(table + "\n\n" + "\n".join(summaries))
 
 
 if __name__ == "__main__":

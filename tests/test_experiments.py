@@ -108,12 +108,26 @@ def test_norms(tmp_path):
 
 
 def test_babi(tmp_path):
-  # Two tasks: every found task (19 x 2 runs) took ~10 minutes.
-  _run("babi.py", tmp_path, "--models=memnet_keras,memn2n", "--tasks=1,20")
+  # One task, two seeds, and the joint model: every found task (19 x 2 runs)
+  # took ~10 minutes.
+  _run("babi.py", tmp_path, "--size=1k", "--tasks=1", "--paper", "--joint",
+       "--seeds=2", "--select_by=val")
   rows = json.loads((tmp_path / "babi.json").read_text())
-  assert [(r["task"], r["model"]) for r in rows] == [
-      (1, "memnet_keras"), (1, "memn2n"), (20, "memnet_keras"),
-      (20, "memn2n")]
+  assert [(r["task"], r["run"]) for r in rows] == [
+      (1, "memn2n paper"), (1, "memn2n paper joint")]
+  val_errors = {}
+  for seed in (0, 1):
+    records = [json.loads(l) for l in (
+        tmp_path / f"memn2n_task1_seed{seed}" / "metrics.jsonl").open()]
+    val_errors[seed] = (1 - records[-1]["val_accuracy"],
+                        records[-1]["val_loss"])
+  assert int(rows[0]["seed"]) == min(val_errors, key=val_errors.get)
+  per_task = json.loads((tmp_path / f"memn2n_joint_seed{rows[1]['seed']}" /
+                         "per_task_test.json").read_text())
+  assert len(per_task) == 20
+  assert rows[1]["test_error"] == pytest.approx(100 * (1 - per_task["1"]))
+  assert "failed" in (tmp_path / "babi.md").read_text()
+  assert (tmp_path / "babi.png").stat().st_size > 0
 
 
 def test_search(tmp_path):

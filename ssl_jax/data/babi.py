@@ -144,6 +144,18 @@ def find_task_files(data_dir, task: int, size: str = "10k") -> tuple[str, str]:
       f"{', '.join(candidates)}. " + get_it)
 
 
+def available_tasks(data_dir, size: str = "10k") -> list[int]:
+  """The tasks whose train and test files `find_task_files` finds."""
+  tasks = []
+  for task in range(1, 21):
+    try:
+      find_task_files(data_dir, task, size)
+      tasks.append(task)
+    except FileNotFoundError:
+      pass
+  return tasks
+
+
 class UnknownWordsError(KeyError):
   """Words outside the vocabulary; the message suggests close known words."""
 

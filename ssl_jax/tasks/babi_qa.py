@@ -1,5 +1,6 @@
 """Question answering on bAbI: one answer word out of the vocabulary."""
 import functools
+import json
 import pathlib
 
 from absl import logging
@@ -30,8 +31,24 @@ def model_kwargs(data: babi.BabiData) -> dict:
 
 
 def load(config) -> babi.BabiData:
-  return babi.load_babi(config.input.data_dir or None, config.input.babi_task,
+  """The configured task, or with babi_task=0 every task found, jointly."""
+  task = config.input.babi_task
+  if not task:
+    data_dir = config.input.data_dir or babi.default_babi_dir()
+    task = babi.available_tasks(data_dir, config.input.babi_size)
+    if not task:  # Raises, saying where it looked.
+      babi.find_task_files(data_dir, 1, config.input.babi_size)
+  return babi.load_babi(config.input.data_dir or None, task,
                         config.input.babi_size, config.input.memory_size or None)
+
+
+def hold_out(train: dict, val_size: int, seed: int) -> np.ndarray:
+  """Indices of `val_size` training questions of each task, drawn from
+  `seed` (a joint run holds out the same share of every task)."""
+  order = np.random.default_rng(seed).permutation(len(train["label"]))
+  tasks = train.get("task", np.zeros(len(order), np.int32))[order]
+  return np.sort(np.concatenate(
+      [order[tasks == t][:val_size] for t in np.unique(tasks)]))
 
 
 def linear_start_end(history: list[dict]) -> int | None:
@@ -76,17 +93,19 @@ def setup(config, workdir, write: bool) -> Setup:
                      "on the test set).")
   data = load(config)
   pad = lambda a: input_pipeline.pad_eval(a, config.input.eval_batch_size)
-  order = np.random.default_rng(config.seed).permutation(
-      len(data.train["label"]))
-  val, train = order[:config.input.val_size], order[config.input.val_size:]
-  splits = {"train": jax.tree.map(lambda a: a[np.sort(train)], data.train),
+  val = hold_out(data.train, config.input.val_size, config.seed)
+  train = np.setdiff1d(np.arange(len(data.train["label"])), val)
+  splits = {"train": jax.tree.map(lambda a: a[train], data.train),
             "test": pad(data.test)}
   if config.input.val_size:
-    splits["val"] = pad(jax.tree.map(lambda a: a[np.sort(val)], data.train))
+    splits["val"] = pad(jax.tree.map(lambda a: a[val], data.train))
 
   def report(predict, _, workdir):
     show_predictions(predict, data, config.report_examples,
                      pathlib.Path(workdir) / "predictions.txt")
+    if "task" in data.test:
+      write_per_task(predict, data.test, config.input.eval_batch_size,
+                     pathlib.Path(workdir) / "per_task_test.json")
 
   return Setup(Task(inputs, classification.loss), splits,
                model_kwargs(data), report, functools.partial(phase, config))
@@ -116,3 +135,22 @@ def show_predictions(predict, data: babi.BabiData, n: int, path: pathlib.Path):
   path.write_text("\n".join(lines))
   for line in lines:
     logging.info(line)
+
+
+def per_task_accuracy(guesses: np.ndarray, arrays: dict) -> dict[int, float]:
+  """{task: accuracy} of the predicted answer ids of a joint split."""
+  right = guesses == arrays["label"]
+  return {int(t): float(right[arrays["task"] == t].mean())
+          for t in np.unique(arrays["task"])}
+
+
+def write_per_task(predict, arrays: dict, batch_size: int, path):
+  """Each task's test accuracy (a joint run's table), to `path` and the log."""
+  guesses = np.concatenate([
+      np.asarray(predict(inputs(jax.tree.map(
+          lambda a: a[i:i + batch_size], arrays), None, False))[0]).argmax(-1)
+      for i in range(0, len(arrays["label"]), batch_size)])
+  accuracy = per_task_accuracy(guesses, arrays)
+  path.write_text(json.dumps(accuracy, indent=1))
+  for task, a in accuracy.items():
+    logging.info("task %d: test accuracy %.4f", task, a)
