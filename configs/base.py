@@ -33,6 +33,9 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   c.steps_per_epoch = 10 if quick else 0  # 0 = one pass over the train set.
   c.log_every_steps = 5 if quick else 50  # Progress line (steps/s, ETA).
   c.checkpoint_every_steps = 0  # Extra mid-epoch saves; epoch ends always save.
+  # (first, last): jax.profiler trace of steps first..last-1 into
+  # workdir/profile, for TensorBoard's profile plugin; () = none.
+  c.profile_steps = ()
   c.keep_checkpoints = 2  # Checkpoints kept in workdir/checkpoints.
   c.early_stopping = ml_collections.ConfigDict()
   c.early_stopping.patience = 0  # Epochs without improvement; 0 = off.

@@ -20,6 +20,7 @@ from ssl_jax import models
 from ssl_jax import optim
 from ssl_jax import parallel
 from ssl_jax import pretrained
+from ssl_jax import profiling
 from ssl_jax import reporting
 from ssl_jax import tasks
 from ssl_jax import workdir as workdir_lib
@@ -246,8 +247,9 @@ def save(run: Run, step: int, dev_state, sums):
 
 
 def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
-                preemption=None):
-  """Steps from `step` to the end of its epoch (or a SIGTERM).
+                preemption=None, trace=None):
+  """Steps from `step` to the end of its epoch (or a SIGTERM), traced where
+  `trace` (a profiling.StepTrace) says.
 
   Returns (state, metric sums, step reached, whether preempted). A SIGTERM
   during an epoch's last step is left to the caller, which first records
@@ -258,11 +260,15 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
       jax.random.fold_in(run.data_rng, epoch), run.streams,
       run.steps_per_epoch)
   every = run.config.checkpoint_every_steps
+  if trace is not None:
+    trace.at(step, dev_state)
   for i in range(step % run.steps_per_epoch, run.steps_per_epoch):
     batch = run.runner.take(run.data["train"], indices, i)
     dev_state, metrics = run.runner.train(dev_state, batch, run.train_rng)
     sums = _add(sums, run.runner.from_device_layout(metrics))
     step += 1
+    if trace is not None:
+      trace.at(step, dev_state)
     if progress is not None and step % run.config.log_every_steps == 0:
       _check_finite(sums, step, run.ckpts)
       s = jax.device_get(sums["loss"])
@@ -338,6 +344,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
   start = time.perf_counter()
+  trace = profiling.StepTrace(config.profile_steps, pathlib.Path(workdir),
+                              jax.process_index() == 0)
   run, state = build(config, workdir)
   state, sums = restore(run, state)
   if lock is not None:  # The rerun is accepted: now the workdir changes.
@@ -365,7 +373,7 @@ def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
             apply_fn=run.model_for(phase.model).apply,
             tx=run.tx_for(phase.learning_rate_scale))
       dev_state, sums, step, preempted = train_epoch(
-          run, dev_state, sums, step, progress, preemption)
+          run, dev_state, sums, step, progress, preemption, trace)
       if not preempted:
         record = epoch_record(run, dev_state, sums, step, phase)
         record["wall_time_s"] = round(earlier + time.perf_counter() - start)
@@ -378,6 +386,7 @@ def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
         raise Preempted(f"SIGTERM: saved step {step} in {run.ckpts.directory}"
                         "; rerun the same command to resume.")
   finally:
+    trace.close()
     preemption.restore()
     run.ckpts.close()
     log.close()
