@@ -15,8 +15,10 @@ from ssl_jax import config_files
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated model=memnet_keras|memn2n, task=1..20|all, quick,
   paper (End-To-End Memory Networks' protocol: SGD 0.01 halved every 25 of
-  100 epochs, linear start until the val loss stops falling, 10% held out)."""
-  args = config_files.parse_arg(arg, {"model", "task", "quick", "paper"})
+  100 epochs, linear start until the val loss stops falling, 10% held out),
+  ls=val_loss|epochs (with paper: how linear start ends)."""
+  args = config_files.parse_arg(arg, {"model", "task", "quick", "paper",
+                                     "ls"})
   model = args.get("model", "memnet_keras")
   paper = "paper" in args
   if paper and model != "memn2n":
@@ -75,8 +77,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   # MemN2N: 'val_loss' = linear start (no memory softmax) from the first
   # epoch until the val loss stops falling, then the softmax for good (needs
-  # input.val_size > 0); 'off' = model.linear_start throughout.
-  c.linear_start = "val_loss" if paper else "off"
+  # input.val_size > 0); 'epochs' = for linear_start_epochs epochs; 'off' =
+  # model.linear_start throughout. Arg ls=epochs|val_loss with paper.
+  c.linear_start = args.get("ls", "val_loss") if paper else "off"
+  # 'epochs': LS epochs (the authors' MemN2N-babi-matlab code: 20; 30 joint).
+  c.linear_start_epochs = 30 if task == "all" else 20
   c.linear_start_lr_scale = 0.5  # LR factor during LS (paper: 0.005, not 0.01).
   c.report_examples = 5  # Test stories printed with prediction and truth.
   if "quick" in args:

@@ -2,6 +2,7 @@
 
   python experiments/babi.py --out=runs/babi_paper_10k --size=10k --paper
   python experiments/babi.py --out=runs/babi_paper_1k --size=1k --paper --joint
+  python experiments/babi.py --out=runs/babi_ls20_10k --paper --ls=epochs
   python experiments/babi.py --out=runs/babi --models=memnet_keras,memn2n
 
 Each run is runs/.../<model>_task<N>_seed<S> (joint: <model>_joint_seed<S>).
@@ -34,6 +35,9 @@ _TASKS = flags.DEFINE_list("tasks", [], "bAbI tasks to run; [] = every task "
                           "found.")
 _PAPER = flags.DEFINE_bool("paper", False, "memn2n: the paper's protocol "
                            "(configs/memnet.py:paper).")
+_LS = flags.DEFINE_enum("ls", "val_loss", ["val_loss", "epochs"],
+                        "With --paper: linear start ends on the val loss (the "
+                        "paper's text) or after 20 epochs (the authors' code).")
 _JOINT = flags.DEFINE_bool("joint", False, "Also one model on all tasks.")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Runs per task; one is reported.")
 _SELECT_BY = flags.DEFINE_enum("select_by", "val", ["val", "train"],
@@ -56,7 +60,8 @@ def _runs(model: str, task, out: pathlib.Path) -> list[pathlib.Path]:
     if _SIZE.value == "1k" and _PAPER.value:
       overrides["input.val_size"] = 100  # 10% of 1k, as of 10k.
     arg = f"model={model},task={task}"
-    arg += ",paper" if _PAPER.value and model == "memn2n" else ""
+    if _PAPER.value and model == "memn2n":
+      arg += ",paper" + (",ls=epochs" if _LS.value == "epochs" else "")
     arg += ",quick" if _QUICK.value else ""
     workdir = out / f"{model}_{name}_seed{seed}"
     experiment.run(f"configs/memnet.py:{arg}", workdir, overrides)
@@ -121,8 +126,8 @@ def main(_):
     babi.find_task_files(data_dir, 1, _SIZE.value)  # Raises: where it looked.
   rows, summaries = [], []
   for model in _MODELS.value:
-    label = f"{model}" + (" paper" if _PAPER.value and model == "memn2n"
-                          else "")
+    label = model + (f" paper, LS {_LS.value}" if _PAPER.value
+                     and model == "memn2n" else "")
     done = []
     for task in tasks:
       workdirs = _runs(model, task, out)

@@ -22,7 +22,8 @@ _RULES = [
     (r"^(num_epochs|log_every_steps|keep_checkpoints)$", *_POSITIVE),
     (r"(^|\.)(unlabeled_batch_size|steps_per_epoch|checkpoint_every_steps|"
      r"warmup_steps|val_size|max_test_examples|image_size|memory_size|"
-     r"patience|crop_padding|decay_every_epochs)$", *_NON_NEGATIVE),
+     r"patience|crop_padding|decay_every_epochs|linear_start_epochs)$",
+     *_NON_NEGATIVE),
     (r"(^|\.)labels_per_class$",
      lambda v: isinstance(v, int) and (v == -1 or v > 0), "-1 (all) or > 0"),
     (r"(^|\.)temperature$", lambda v: v > 0, "a finite number > 0"),
@@ -42,7 +43,7 @@ def _choices(config) -> dict[str, tuple[str, ...]]:
       r"^parallel$": ("jit", "pmap"),
       r"^optimizer\.name$": tuple(optim.names()),
       r"^optimizer\.schedule$": ("constant", "cosine", "step"),
-      r"^linear_start$": ("off", "val_loss"),
+      r"^linear_start$": ("off", "val_loss", "epochs"),
       r"^model\.(name|backbone)$": tuple(models.names()),
       r"(^|\.)norm$": norms.KINDS,
       r"(^|\.)dtype$": ("float32", "bfloat16"),

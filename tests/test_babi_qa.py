@@ -98,6 +98,12 @@ def test_linear_start_ends_when_val_loss_stops_falling():
   assert babi_qa.linear_start_end(_history([3., math.nan, 1.])) == 2
   config.linear_start = "off"
   assert babi_qa.phase(config, 0, []) == Phase()
+  # The authors' code: a fixed number of LS epochs, whatever the losses.
+  epochs = helpers.load_config("memnet", "model=memn2n,task=1,paper,ls=epochs")
+  assert epochs.linear_start_epochs == 20
+  history = _history([3.] * 30)
+  assert [babi_qa.phase(epochs, e, history[:e]) for e in (0, 19, 20, 29)] == [
+      on, on, off, off]
   config.linear_start, config.input.val_size = "val_loss", 0
   with pytest.raises(ValueError, match="input.val_size"):
     babi_qa.setup(config, None, False)

@@ -113,8 +113,9 @@ def test_babi(tmp_path):
   _run("babi.py", tmp_path, "--size=1k", "--tasks=1", "--paper", "--joint",
        "--seeds=2", "--select_by=val")
   rows = json.loads((tmp_path / "babi.json").read_text())
-  assert [(r["task"], r["run"]) for r in rows] == [
-      (1, "memn2n paper"), (1, "memn2n paper joint")]
+  label = "memn2n paper, LS val_loss"
+  assert [(r["task"], r["run"]) for r in rows] == [(1, label),
+                                                   (1, f"{label} joint")]
   val_errors = {}
   for seed in (0, 1):
     records = [json.loads(l) for l in (

@@ -71,13 +71,16 @@ def linear_start_end(history: list[dict]) -> int | None:
 def phase(config, epoch: int, history: list[dict]) -> Phase:
   """MemN2N's linear start in `epoch`, from the records of the epochs before.
 
-  LS runs at `linear_start_lr_scale` times the learning rate (the paper's
-  0.005 for 0.01); afterwards the phase sets linear_start=False explicitly,
+  LS ends on the validation loss ('val_loss', the paper's text) or after
+  `linear_start_epochs` ('epochs'; the authors' MemN2N-babi-matlab code: 20
+  epochs, 30 jointly). It runs at `linear_start_lr_scale` times the learning
+  rate (the paper's 0.005 for 0.01); afterwards the phase sets linear_start=False explicitly,
   so each epoch record says which way it trained.
   """
   if config.linear_start == "off":
     return Phase()
-  end = linear_start_end(history)
+  end = (config.linear_start_epochs if config.linear_start == "epochs"
+         else linear_start_end(history))
   if end is None or epoch < end:
     return Phase({"linear_start": True}, config.linear_start_lr_scale)
   return Phase({"linear_start": False})
