@@ -45,6 +45,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.head_dropout_rate = 0.3  # Dropout on the features before the heads.
   c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
 
+  # Weighted k-NN monitor of the backbone's features each epoch (knn.py):
+  # {split}_knn_accuracy, the bank the labeled images only.
+  c.knn = ml_collections.ConfigDict()
+  c.knn.k = 200  # Neighbours (InstDisc, solo-learn); 0 = no monitor.
+  c.knn.temperature = 0.1  # Votes weigh exp(cosine similarity / temperature).
+  # Also {split}_knn_all_labels_accuracy: every training image in the bank,
+  # with labels the semi-supervised protocol does not allow.
+  c.knn.all_labels = False
+
   # Pretext tasks by name, each with its weight w_k and fields.
   names = args.get("pretext", "rotation")
   c.pretext = ml_collections.ConfigDict({

@@ -24,6 +24,7 @@ _RULES = [
      r"warmup_steps|val_size|max_test_examples|image_size|memory_size|"
      r"patience|crop_padding|decay_every_epochs|linear_start_epochs)$",
      *_NON_NEGATIVE),
+    (r"^knn\.k$", *_NON_NEGATIVE),
     (r"(^|\.)labels_per_class$",
      lambda v: isinstance(v, int) and (v == -1 or v > 0), "-1 (all) or > 0"),
     (r"(^|\.)temperature$", lambda v: v > 0, "a finite number > 0"),

@@ -25,13 +25,13 @@ import optax
 from ssl_jax import config_check
 from ssl_jax import input_pipeline
 from ssl_jax import losses
-from ssl_jax import models
 from ssl_jax import optim
 from ssl_jax import parallel
 from ssl_jax import reporting
 from ssl_jax import train
 from ssl_jax import workdir as workdir_lib
 from ssl_jax.models import heads
+from ssl_jax.models import multihead
 
 HEAD = "class_head"  # MultiHead's parameters of the 'class' head.
 
@@ -52,24 +52,6 @@ def check(config):
                      "input.augment.flip=False.")
 
 
-def features_fn(config, inputs):
-  """Jittable (variables, batch) -> pooled `model.features` of the backbone."""
-  backbone = models.get_model(config.model.backbone, None, num_classes=0,
-                              dtype=config.model.get("dtype", "float32"),
-                              **dict(config.model.backbone_config or {}))
-  level = config.model.features
-
-  def fn(variables, batch):
-    sub = {k: v["backbone"] for k, v in variables.items() if "backbone" in v}
-    inter = backbone.apply(sub, inputs(batch, None, False), train=False)[1]
-    if level not in inter:
-      raise ValueError(f"model.features={level!r} is not a feature of "
-                       f"{config.model.backbone!r}; it has {sorted(inter)}.")
-    f = inter[level].astype(jnp.float32)  # Cached as float32 whatever dtype.
-    return jnp.mean(f, axis=tuple(range(1, f.ndim - 1))) if f.ndim > 2 else f
-  return fn
-
-
 def extract(run: train.Run, variables: dict, split: str) -> np.ndarray:
   """Features of every (unpadded) example of `split`, in order."""
   data = run.data[split]
@@ -79,7 +61,8 @@ def extract(run: train.Run, variables: dict, split: str) -> np.ndarray:
   b = run.config.input.eval_batch_size
   table = np.arange(-(-n // b) * b, dtype=np.int32) % n
   table = parallel.put_replicated(table.reshape(-1, b), run.runner.mesh)
-  fn = jax.jit(features_fn(run.config, run.setup.task.inputs),
+  fn = jax.jit(multihead.backbone_features(run.config.model,
+                                           run.setup.task.inputs),
                out_shardings=parallel.replicated(run.runner.mesh))
   chunks, start = [], time.perf_counter()
   for i in range(table.shape[0]):

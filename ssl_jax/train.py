@@ -302,6 +302,10 @@ def epoch_record(run: Run, dev_state, sums, step: int,
     record.update(reporting.reduce_metrics(
         evaluate(run.runner, dev_state, run.data[s],
                  run.config.input.eval_batch_size), s))
+  if run.setup.monitor is not None:
+    state = jax.device_get(run.runner.from_device_layout(dev_state))
+    record.update(run.setup.monitor({"params": state.params,
+                                     "batch_stats": state.batch_stats}))
   return record
 
 

@@ -1,7 +1,10 @@
-"""Pretrain -> checkpoint -> fine-tune: exact restores, fresh heads, freezing."""
+"""Pretrain -> checkpoint -> fine-tune: exact restores, fresh heads, freezing;
+the pretraining k-NN monitor."""
+import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -106,3 +109,42 @@ def test_frozen_blocks_mode_freezes_the_first_blocks(backbone, frozen):
          if set(jax.tree.leaves(sub)) == {"frozen"}}
   assert got == frozen
   assert set(jax.tree.leaves(labels["class_head"])) == {"trained"}
+
+
+def test_knn_monitor_reads_the_saved_model(pretrain_dir, tmp_path):
+  """The pretraining record's k-NN accuracy (knn.py) against the saved
+  model's features (MultiHead's own pooled features) and NumPy votes over
+  the labeled rows only."""
+  config = helpers.tiny_config("pretrain", num_epochs=1, steps_per_epoch=2)
+  built, _ = train.build(config, str(tmp_path))
+  data, labeled = built.setup.data, built.streams[0][0]
+  assert labeled == 50 < len(data["train"]["label"])  # 5 labels per class.
+  state = helpers.read_checkpoint(pretrain_dir)["state"]
+  model = get_model("multihead", built.setup.model_kwargs,
+                    **{k: v for k, v in config.model.items() if k != "name"})
+  variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
+  info = json.loads((pretrain_dir / "data_info.json").read_text())
+
+  def feats(images):
+    x = (images / 255.0 - np.array(info["mean"])) / np.array(info["std"])
+    return np.asarray(model.apply(variables, jnp.asarray(x, jnp.float32),
+                                  train=False)[1]["image"], np.float64)
+
+  def numpy_knn(queries, bank, labels, k=50, temperature=0.1):
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)
+    sims = unit(queries) @ unit(bank).T  # k = the whole labeled bank.
+    votes = np.zeros((len(queries), 10))
+    np.add.at(votes, (np.arange(len(queries))[:, None].repeat(k, 1),
+                      labels[np.argsort(-sims, 1)[:, :k]]),
+              np.exp(np.sort(sims, 1)[:, ::-1][:, :k] / temperature))
+    return votes.argmax(1)
+
+  test = data["test"]
+  n = int(test["mask"].sum()) if "mask" in test else len(test["label"])
+  guess = numpy_knn(feats(test["image"][:n]),
+                    feats(data["train"]["image"][:labeled]),
+                    data["train"]["label"][:labeled])
+  last = [json.loads(l) for l in (pretrain_dir / "metrics.jsonl").open()][-1]
+  assert last["test_knn_accuracy"] == pytest.approx(
+      np.mean(guess == test["label"][:n]))
+  assert "test_knn_all_labels_accuracy" not in last

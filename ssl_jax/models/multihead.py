@@ -54,7 +54,7 @@ class MultiHead(nn.Module):
     features, dropped = {}, {}
     for names in by_shape.values():
       joined = jnp.concatenate([groups[n] for n in names])
-      f = self._pooled(backbone(joined, train)[1])
+      f = pooled(backbone(joined, train)[1], self.features, self.backbone)
       d = nn.Dropout(self.head_dropout_rate, deterministic=not train)(f)
       sizes = [len(groups[n]) for n in names]
       bounds = [sum(sizes[:i]) for i in range(1, len(sizes))]
@@ -75,11 +75,30 @@ class MultiHead(nn.Module):
                                     name=f"{name}_head")(f, train)
     return out, features
 
-  def _pooled(self, inter: dict) -> jax.Array:
-    if self.features not in inter:
-      raise ValueError(f"model.features={self.features!r} is not a feature of "
-                       f"{self.backbone!r}; it has {sorted(inter)}.")
-    f = inter[self.features]
-    if f.ndim > 2:  # A feature map: global average pooling.
-      f = jnp.mean(f, axis=tuple(range(1, f.ndim - 1)))
-    return f
+
+def pooled(inter: dict, level: str, backbone: str) -> jax.Array:
+  """Feature `level` of a backbone's intermediates, a feature map globally
+  average-pooled: what the heads read."""
+  if level not in inter:
+    raise ValueError(f"model.features={level!r} is not a feature of "
+                     f"{backbone!r}; it has {sorted(inter)}.")
+  f = inter[level]
+  if f.ndim > 2:
+    f = jnp.mean(f, axis=tuple(range(1, f.ndim - 1)))
+  return f
+
+
+def backbone_features(model_config, inputs):
+  """Jittable (variables, batch) -> the pooled features MultiHead's heads
+  read (float32), from the backbone alone in inference mode; `variables`
+  are MultiHead's and `inputs` the task's (batch, rng, train) -> images."""
+  backbone = models.get_model(model_config.backbone, None, num_classes=0,
+                              dtype=model_config.get("dtype", "float32"),
+                              **dict(model_config.backbone_config or {}))
+
+  def fn(variables, batch):
+    sub = {k: v["backbone"] for k, v in variables.items() if "backbone" in v}
+    inter = backbone.apply(sub, inputs(batch, None, False), train=False)[1]
+    return pooled(inter, model_config.features,
+                  model_config.backbone).astype(jnp.float32)
+  return fn

@@ -12,6 +12,8 @@
   phase(epoch, history) -> Phase: the model fields and learning-rate factor
     of that (0-based) epoch, from the records of the epochs before it (so a
     resumed run decides alike), for schedules such as MemN2N's linear start;
+  monitor(variables) -> {metric: value}: extra numbers of each epoch's
+    record from the model's variables (e.g. the k-NN accuracy, knn.py);
   streams: ((examples, batch size), ...): each step takes `batch size`
     examples from each consecutive block of the train arrays (labeled and
     unlabeled pools); None = one stream of `input.batch_size`.
@@ -44,6 +46,7 @@ class Setup(NamedTuple):
   report: Callable[..., None] | None = None
   phase: Callable[[int, list[dict]], Phase] | None = None
   streams: tuple[tuple[int, int], ...] | None = None
+  monitor: Callable[[dict], dict] | None = None
 
 
 _TASKS = {"classification": "ssl_jax.tasks.classification",

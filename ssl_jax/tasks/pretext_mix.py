@@ -21,8 +21,10 @@ import numpy as np
 
 from ssl_jax import augment
 from ssl_jax import input_pipeline
+from ssl_jax import knn
 from ssl_jax import losses
 from ssl_jax import pretext as pretext_lib
+from ssl_jax.models import multihead
 from ssl_jax.models.heads import HeadSpec
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
@@ -163,6 +165,11 @@ def setup(config, workdir, write: bool) -> Setup:
   plain = classification.make(config, info.mean, info.std)
   report = classification.class_reports(plain, data, info.class_names,
                                         config.input.eval_batch_size)
+  monitor = None
+  if config.knn.k:  # The bank: the labeled rows, first in data['train'].
+    monitor = knn.monitor(
+        config, multihead.backbone_features(config.model, plain.inputs), data,
+        streams[0][0], info.num_classes)
   return Setup(task, data, {"num_classes": info.num_classes,
                             "heads": declared}, report=report,
-               streams=streams)
+               streams=streams, monitor=monitor)
