@@ -27,6 +27,8 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   c.optimizer.weight_decay = 0.0  # L2 (decoupled for adamw).
   c.optimizer.momentum = 0.9  # For 'momentum' (Nesterov).
   c.optimizer.grad_clip_norm = 0.0  # Global-norm clipping; 0 = off.
+  # grad_clip_norm per parameter array (MemN2N authors' code), not global.
+  c.optimizer.clip_per_param = False
   c.optimizer.frozen_params = ""  # Regex of parameter paths never updated.
 
   c.num_epochs = 2 if quick else 60  # Epochs of `steps_per_epoch` steps.

@@ -2,6 +2,7 @@
 import re
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from ssl_jax import checkpointing
@@ -85,6 +86,17 @@ def make_optimizer(config, total_steps: int, steps_per_epoch: int = 0,
                                frozen_labels(frozen))
 
 
+def clip_each_by_norm(max_norm: float) -> optax.GradientTransformation:
+  """Each parameter array's gradient scaled down to norm `max_norm` (the
+  MemN2N authors' code, `Weight.update`): the spectral norm of a matrix, as
+  MATLAB's norm(), else the vector norm."""
+  def clip(g):
+    norm = jnp.linalg.norm(g, ord=2 if g.ndim == 2 else None)
+    return g * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30))
+  return optax.stateless(lambda updates, params=None: jax.tree.map(
+      clip, updates))
+
+
 def _make_trained(config, total_steps: int, steps_per_epoch: int,
                   lr_scale: float) -> optax.GradientTransformation:
   if config.name not in _OPTIMIZERS:
@@ -92,7 +104,9 @@ def _make_trained(config, total_steps: int, steps_per_epoch: int,
                      f"{sorted(_OPTIMIZERS)}.")
   parts = []
   if config.grad_clip_norm:
-    parts.append(optax.clip_by_global_norm(config.grad_clip_norm))
+    parts.append(clip_each_by_norm(config.grad_clip_norm)
+                 if config.clip_per_param
+                 else optax.clip_by_global_norm(config.grad_clip_norm))
   if config.weight_decay and config.name != "adamw":
     parts.append(optax.add_decayed_weights(config.weight_decay))
   schedule = make_schedule(config, total_steps, steps_per_epoch)

@@ -121,26 +121,37 @@ def test_linear_start_switches_in_training(workdir):
 def test_paper_config_and_step_schedule():
   config = helpers.load_config("memnet", "model=memn2n,task=1,paper")
   config_check.check(config)
+  # The paper's 0.01 and clip 40 apply to the loss summed over 32 examples.
   assert (config.optimizer.name, config.num_epochs, config.input.val_size,
           config.input.memory_size, config.input.batch_size,
-          config.optimizer.grad_clip_norm) == ("sgd", 100, 1000, 50, 32, 40.)
+          config.optimizer.learning_rate, config.optimizer.grad_clip_norm) == (
+              "sgd", 100, 1000, 50, 32, 0.32, 1.25)
   steps_per_epoch = 7
   schedule = optim.make_schedule(config.optimizer, 100 * steps_per_epoch,
                                  steps_per_epoch)
   steps = np.arange(100 * steps_per_epoch)
-  expected = 0.01 * 0.5 ** np.floor(steps // steps_per_epoch / 25)
+  expected = 0.32 * 0.5 ** np.floor(steps // steps_per_epoch / 25)
   np.testing.assert_allclose(schedule(steps), expected, rtol=1e-6)
   with pytest.raises(ValueError, match="epoch length"):
     optim.make_schedule(config.optimizer, 100)
   # A phase's factor scales the step, on the same optimizer state.
-  params = {"w": np.ones(3, np.float32)}
-  grads = {"w": np.full(3, 2., np.float32)}
+  # Each parameter's gradient is clipped alone: a matrix by its spectral
+  # norm (MATLAB's norm()), a vector by its length.
+  rng = np.random.default_rng(0)
+  params = {"w": np.ones(3, np.float32),
+            "m": np.ones((4, 3), np.float32), "small": np.ones(2, np.float32)}
+  grads = {"w": np.full(3, 2., np.float32),
+           "m": rng.normal(size=(4, 3)).astype(np.float32),
+           "small": np.full(2, 0.1, np.float32)}
   full, half = (optim.make_optimizer(config.optimizer, 700, 7, s)
                 for s in (1., .5))
   state = full.init(params)
   assert jax.tree.structure(state) == jax.tree.structure(half.init(params))
-  np.testing.assert_allclose(half.update(grads, state)[0]["w"],
-                             [-0.01] * 3, rtol=1e-6)
+  updates = half.update(grads, state)[0]
+  for k, g in grads.items():
+    norm = np.linalg.norm(g, 2)  # Spectral for the matrix.
+    np.testing.assert_allclose(
+        updates[k], -0.5 * 0.32 * g * min(1., 1.25 / norm), rtol=1e-5)
 
 
 def _write_run(path, train_accuracy, val_accuracy, val_loss, test_accuracy):
