@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
 
-.PHONY: install run test bench
+.PHONY: install run test bench gpu-check
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py
@@ -26,3 +26,9 @@ test: install
 # writes runs/bench/bench.json and bench.md).
 bench: install
 	$(PY) experiments/bench.py --out=runs/bench
+
+# On a GPU/TPU machine whose Python already has a CUDA (or TPU) jax, flax,
+# optax and orbax, without installing anything: jit and pmap steps against
+# the CPU, img/s, a short (B) run if ml_collections is there.
+gpu-check:
+	python3 experiments/gpu_check.py --out=runs/gpu_check
