@@ -13,6 +13,10 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   c.task = ""  # A name from ssl_jax.tasks; set by each task config.
   c.parallel = "jit"  # 'jit' over a device mesh, or 'pmap'.
   c.init_from = ""  # Workdir or checkpoint whose backbone to start from.
+  # EMA of the parameters and BatchNorm statistics (FixMatch: 0.999); its
+  # ema_{split}_* metrics are recorded next to the raw weights' each epoch,
+  # and it is checkpointed. 0 = none.
+  c.ema_decay = 0.0
   # Frozen backbone, unaugmented images: compute its features once, cache
   # them in workdir/features and train the head alone (ssl_jax/feature_eval.py).
   c.cache_features = False

@@ -25,6 +25,7 @@ _RULES = [
      r"patience|crop_padding|decay_every_epochs|linear_start_epochs)$",
      *_NON_NEGATIVE),
     (r"^knn\.k$", *_NON_NEGATIVE),
+    (r"^ema_decay$", lambda v: 0 <= v < 1, "in [0, 1)"),
     (r"(^|\.)labels_per_class$",
      lambda v: isinstance(v, int) and (v == -1 or v > 0), "-1 (all) or > 0"),
     (r"(^|\.)temperature$", lambda v: v > 0, "a finite number > 0"),

@@ -28,17 +28,37 @@ from ssl_jax import workdir as workdir_lib
 
 class TrainState(train_state.TrainState):
   batch_stats: Any = None
+  # {'params', 'batch_stats'}: their exponential moving average, or None.
+  ema: Any = None
+
+  def with_ema_reset(self):
+    """The EMA (if any) restarted at the current weights."""
+    if self.ema is None:
+      return self
+    return self.replace(ema={"params": self.params,
+                             "batch_stats": self.batch_stats})
+
+  def ema_weights(self):
+    """This state with the EMA as its weights, for evaluation."""
+    return self.replace(params=self.ema["params"],
+                        batch_stats=self.ema["batch_stats"])
 
 
-def create_train_state(rng, model, tx, sample_input) -> TrainState:
+def create_train_state(rng, model, tx, sample_input,
+                       ema: bool = False) -> TrainState:
   variables = model.init(rng, sample_input, train=False)
-  return TrainState.create(apply_fn=model.apply, params=variables["params"],
-                           tx=tx, batch_stats=variables.get("batch_stats", {}))
+  state = TrainState.create(
+      apply_fn=model.apply, params=variables["params"], tx=tx,
+      batch_stats=variables.get("batch_stats", {}), ema={} if ema else None)
+  return state.with_ema_reset()
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
-               axis_name: str | None = None):
+               axis_name: str | None = None, ema_decay: float = 0.0):
   """One optimizer step on `batch`; returns (new state, metric sums).
+
+  With `state.ema`, it moves to ema_decay * ema + (1 - ema_decay) * the new
+  parameters and BatchNorm statistics.
 
   The step's randomness is `rng` folded with the step number (and the device
   under pmap), so it needs no host-side RNG bookkeeping and resumes exactly.
@@ -64,6 +84,10 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
     grads, metrics = jax.lax.psum((grads, metrics), axis_name)
   state = state.apply_gradients(
       grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
+  if state.ema is not None:
+    state = state.replace(ema=jax.tree.map(
+        lambda e, w: ema_decay * e + (1 - ema_decay) * w, state.ema,
+        {"params": state.params, "batch_stats": state.batch_stats}))
   return state, metrics
 
 
@@ -186,7 +210,8 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
       config.model.name, setup.model_kwargs, **{**model_kwargs, **phase})
   mesh = parallel.make_mesh()
   runner = parallel.Runner(config.parallel, mesh,
-                           functools.partial(train_step, task=task),
+                           functools.partial(train_step, task=task,
+                                             ema_decay=config.ema_decay),
                            functools.partial(eval_step, task=task))
   streams = setup.streams or ((len(data["train"]["label"]),
                                 config.input.batch_size),)
@@ -209,7 +234,8 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
     sample = task.expand(sample, None, False)
   sample = task.inputs(sample, None, False)
   model = model_for({})
-  state = jax.jit(lambda r, x: create_train_state(r, model, tx, x),
+  state = jax.jit(lambda r, x: create_train_state(r, model, tx, x,
+                                                  bool(config.ema_decay)),
                   out_shardings=parallel.replicated(mesh))(init_rng, sample)
   data = {k: parallel.put_replicated(v, mesh) for k, v in data.items()}
   zero_sums = runner.zero_metrics(state, data["train"], batch_size, train_rng)
@@ -232,7 +258,7 @@ def restore(run: Run, state: TrainState) -> tuple[TrainState, dict]:
                  int(restored["state"].step))
     return restored["state"], restored["epoch_sums"]
   if run.config.init_from:
-    state = pretrained.init_state(state, run.config.init_from)
+    state = pretrained.init_state(state, run.config.init_from).with_ema_reset()
     logging.info("Backbone initialised from %s.", run.config.init_from)
   return state, run.zero_sums
 
@@ -302,6 +328,10 @@ def epoch_record(run: Run, dev_state, sums, step: int,
     record.update(reporting.reduce_metrics(
         evaluate(run.runner, dev_state, run.data[s],
                  run.config.input.eval_batch_size), s))
+    if dev_state.ema is not None:  # The EMA weights, next to the raw ones.
+      record.update(reporting.reduce_metrics(
+          evaluate(run.runner, dev_state.ema_weights(), run.data[s],
+                   run.config.input.eval_batch_size), f"ema_{s}"))
   if run.setup.monitor is not None:
     state = jax.device_get(run.runner.from_device_layout(dev_state))
     record.update(run.setup.monitor({"params": state.params,
