@@ -41,15 +41,16 @@ def run(tmp_path_factory):
   return workdir, last
 
 
-def _initial(config, tmp_path):
-  """A fresh build of `config`: the data and the initial state."""
-  return train.build(config, str(tmp_path / "fresh"))
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+  """A fresh build of the config: the data and the initial state."""
+  return train.build(_config(), str(tmp_path_factory.mktemp("fresh")))
 
 
-def test_features_are_the_frozen_backbones(run, tmp_path):
+def test_features_are_the_frozen_backbones(run, fresh):
   workdir, _ = run
   config = _config()
-  built, state = _initial(config, tmp_path)
+  built, state = fresh
   backbone = models.get_model("core_cnn", None, num_classes=0,
                               **config.model.backbone_config)
   variables = {c: getattr(state, c)["backbone"]
@@ -66,9 +67,9 @@ def test_features_are_the_frozen_backbones(run, tmp_path):
       np.testing.assert_array_equal(cached["label"], data["label"][:n])
 
 
-def test_backbone_is_bit_identical_and_the_head_trained(run, tmp_path):
+def test_backbone_is_bit_identical_and_the_head_trained(run, fresh):
   workdir, _ = run
-  _, initial = _initial(_config(), tmp_path)
+  _, initial = fresh
   saved = helpers.read_checkpoint(workdir)["state"]
   for c in ("params", "batch_stats"):
     jax.tree.map(np.testing.assert_array_equal, saved[c]["backbone"],
@@ -79,11 +80,11 @@ def test_backbone_is_bit_identical_and_the_head_trained(run, tmp_path):
   assert all(jax.tree.leaves(changed))
 
 
-def test_saved_model_scores_as_the_cached_head(run, tmp_path):
+def test_saved_model_scores_as_the_cached_head(run, fresh):
   """The training loop's own evaluation of the saved whole model (images
   through backbone and class head) gives the head's last test numbers."""
   workdir, last = run
-  built, state = _initial(_config(), tmp_path)
+  built, state = fresh
   saved = helpers.read_checkpoint(workdir)["state"]
   state = state.replace(params=saved["params"],
                         batch_stats=saved["batch_stats"])
