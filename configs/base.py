@@ -21,6 +21,17 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   # them in workdir/features and train the head alone (ssl_jax/feature_eval.py).
   c.cache_features = False
 
+  # Where batches come from (ssl_jax/feeds.py); task configs add the rest.
+  c.input = ml_collections.ConfigDict()
+  # 'device': every split on every device, batches gathered inside jit
+  # (fastest where it fits); 'stream': splits on the host, batches read by
+  # Grain threads and prefetched to the devices; 'auto': 'device' unless the
+  # splits exceed device_memory_gb. Same batches, same order, either way.
+  c.input.pipeline = "auto"
+  c.input.device_memory_gb = 2.0  # 'auto': per-device budget for the splits.
+  c.input.stream_threads = 8  # 'stream': Grain reader threads.
+  c.input.stream_prefetch = 16  # 'stream': batches read ahead on the host.
+
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"  # adam | adamw | sgd | momentum | rmsprop | adadelta.
   c.optimizer.learning_rate = 1e-3  # Peak learning rate.

@@ -26,7 +26,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = config_files.sibling(__file__, "base", quick="quick" in args)
   c.task = "babi_qa"  # A name from ssl_jax.tasks.
 
-  c.input = ml_collections.ConfigDict()
   c.input.data_dir = ""  # bAbI release dir; '' = $SSL_JAX_DATA_DIR/babi, ../shared/data/babi.
   task = args.get("task", "1")
   # bAbI task, 1-20; 0 (task=all): one model on every task found, jointly

@@ -19,7 +19,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = config_files.sibling(__file__, "base", quick=quick)
   c.task = "classification"  # A name from ssl_jax.tasks.
 
-  c.input = ml_collections.ConfigDict()
   c.input.name = "cifar10"  # A dataset of ssl_jax/data/registry.py.
   c.input.data_dir = ""  # Directory of the original files; '' = defaults.
   c.input.source = "auto"  # 'files', 'tfds', or 'auto' (files, then TFDS).

@@ -137,9 +137,12 @@ def _summary(name: str, results: list[dict], pretext_from=None) -> dict:
   tasks' test accuracies from `pretext_from` (the pretraining runs)."""
   acc = 100 * np.array([r["test_accuracy"] for r in results])
   runs = pretext_from or results
+  # test_<pretext>_accuracy; the k-NN monitor's test_knn*_accuracy is not
+  # a pretext task.
   pretexts = sorted({k[len("test_"):-len("_accuracy")] for r in runs
                      for k in r if k.startswith("test_") and
-                     k.endswith("_accuracy") and k != "test_accuracy"})
+                     k.endswith("_accuracy") and k != "test_accuracy"
+                     and not k.startswith("test_knn")})
   scores = {p: 100 * np.array([r[f"test_{p}_accuracy"] for r in runs])
             for p in pretexts}
   return {"method": name, "seeds": len(results),

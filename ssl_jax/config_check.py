@@ -25,6 +25,8 @@ _RULES = [
      r"patience|crop_padding|decay_every_epochs|linear_start_epochs)$",
      *_NON_NEGATIVE),
     (r"^knn\.k$", *_NON_NEGATIVE),
+    (r"^input\.(stream_threads|stream_prefetch)$", *_POSITIVE),
+    (r"^input\.device_memory_gb$", lambda v: v >= 0, "a finite number >= 0"),
     (r"^ema_decay$", lambda v: 0 <= v < 1, "in [0, 1)"),
     (r"(^|\.)labels_per_class$",
      lambda v: isinstance(v, int) and (v == -1 or v > 0), "-1 (all) or > 0"),
@@ -50,6 +52,7 @@ def _choices(config) -> dict[str, tuple[str, ...]]:
       r"(^|\.)norm$": norms.KINDS,
       r"(^|\.)dtype$": ("float32", "bfloat16"),
       r"^input\.source$": ("auto", "files", "tfds"),
+      r"^input\.pipeline$": ("auto", "device", "stream"),
       r"^input\.standardize_stats$": ("data", "imagenet", "lite"),
       **({r"^input\.name$": tuple(registry.DATASETS)}
          if config.get("task") != "babi_qa" else {}),

@@ -54,19 +54,18 @@ def check(config):
 
 def extract(run: train.Run, variables: dict, split: str) -> np.ndarray:
   """Features of every (unpadded) example of `split`, in order."""
-  data = run.data[split]
+  data = run.setup.data[split]
   n = len(data["label"])
   if "mask" in data:  # Padded eval splits: their real examples come first.
-    n = int(np.asarray(jax.device_get(data["mask"])).sum())
+    n = int(data["mask"].sum())
   b = run.config.input.eval_batch_size
-  table = np.arange(-(-n // b) * b, dtype=np.int32) % n
-  table = parallel.put_replicated(table.reshape(-1, b), run.runner.mesh)
+  table = (np.arange(-(-n // b) * b, dtype=np.int32) % n).reshape(-1, b)
   fn = jax.jit(multihead.backbone_features(run.config.model,
                                            run.setup.task.inputs),
                out_shardings=parallel.replicated(run.runner.mesh))
   chunks, start = [], time.perf_counter()
-  for i in range(table.shape[0]):
-    chunks.append(np.asarray(fn(variables, run.runner.take(data, table, i))))
+  for i, batch in enumerate(run.feed.batches(split, table)):
+    chunks.append(np.asarray(fn(variables, batch)))
     if (i + 1) % max(table.shape[0] // 20, 1) == 0:  # ~20 progress lines.
       rate = (i + 1) * b / (time.perf_counter() - start)
       logging.info("%s features: %d/%d images, %.0f images/s, ETA %s", split,
@@ -91,7 +90,7 @@ def cached_features(run: train.Run, variables: dict, split: str) -> dict:
       logging.info("Cached %s features: %s.", split, path)
       return dict(f)
   logging.info("Computing %s features (once; cached in %s).", split, root)
-  labels = np.asarray(jax.device_get(run.data[split]["label"]))
+  labels = run.setup.data[split]["label"]
   out = {"features": extract(run, variables, split)}
   out["label"] = labels[:len(out["features"])]
   if run.is_main:

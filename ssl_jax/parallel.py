@@ -114,9 +114,8 @@ class Runner:
       return tree
     return self._first_copy(tree)
 
-  def zero_metrics(self, state, data, batch_size: int, rng):
-    """Replicated zeros shaped like one train step's metrics."""
-    batch = self.take(data, jnp.zeros((1, batch_size), jnp.int32), 0)
+  def zero_metrics(self, state, batch, rng):
+    """Replicated zeros shaped like one train step's metrics on `batch`."""
     shapes = jax.eval_shape(self.train, self.to_device_layout(state), batch,
                             rng)[1]
     per_device = (lambda s: s.shape[1:]) if self.mode == "pmap" else (

@@ -15,6 +15,7 @@ import numpy as np
 
 from ssl_jax import checkpointing
 from ssl_jax import config_check
+from ssl_jax import feeds
 from ssl_jax import input_pipeline
 from ssl_jax import models
 from ssl_jax import optim
@@ -154,13 +155,12 @@ def _early_stop(history: list[dict], config) -> bool:
   return len(values) - 1 - best >= patience
 
 
-def evaluate(runner, state, data: dict, batch_size: int) -> dict:
-  """Metric sums over a whole (padded, masked) eval split."""
-  table = input_pipeline.eval_indices(len(data["label"]), batch_size)
-  table = parallel.put_replicated(table, runner.mesh)
+def evaluate(runner, state, feed, split: str, batch_size: int) -> dict:
+  """Metric sums over a whole (padded, masked) eval split of `feed`."""
+  n = len(feed.data[split]["label"])
   sums = None
-  for i in range(table.shape[0]):
-    m = runner.eval(state, runner.take(data, table, i))
+  for batch in feed.batches(split, input_pipeline.eval_indices(n, batch_size)):
+    m = runner.eval(state, batch)
     sums = runner.from_device_layout(m) if sums is None else _add(
         sums, runner.from_device_layout(m))
   return jax.device_get(sums)
@@ -176,7 +176,7 @@ class Run:
   runner: parallel.Runner
   model_for: Callable[[dict], Any]  # Model fields of a phase -> model.
   tx_for: Callable[[float], Any]  # Learning-rate factor of a phase -> tx.
-  data: dict  # {split: device arrays}.
+  feed: Any  # feeds.DeviceFeed or feeds.StreamFeed: the batches.
   eval_splits: tuple[str, ...]
   streams: tuple[tuple[int, int], ...]
   batch_size: int  # Examples per step, all streams.
@@ -237,11 +237,13 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
   state = jax.jit(lambda r, x: create_train_state(r, model, tx, x,
                                                   bool(config.ema_decay)),
                   out_shardings=parallel.replicated(mesh))(init_rng, sample)
-  data = {k: parallel.put_replicated(v, mesh) for k, v in data.items()}
-  zero_sums = runner.zero_metrics(state, data["train"], batch_size, train_rng)
+  feed = feeds.make(config, runner, data)
+  logging.info("Input pipeline: %s.", feed.kind)
+  zero_sums = runner.zero_metrics(
+      state, feeds.sample_batch(feed, "train", batch_size), train_rng)
   ckpts = checkpointing.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
-  run = Run(config, workdir, is_main, setup, runner, model_for, tx_for, data,
+  run = Run(config, workdir, is_main, setup, runner, model_for, tx_for, feed,
             eval_splits, streams, batch_size, steps_per_epoch, total_steps,
             optim.make_schedule(config.optimizer, total_steps,
                                 steps_per_epoch), train_rng,
@@ -288,8 +290,7 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
   every = run.config.checkpoint_every_steps
   if trace is not None:
     trace.at(step, dev_state)
-  for i in range(step % run.steps_per_epoch, run.steps_per_epoch):
-    batch = run.runner.take(run.data["train"], indices, i)
+  for batch in run.feed.batches("train", indices, step % run.steps_per_epoch):
     dev_state, metrics = run.runner.train(dev_state, batch, run.train_rng)
     sums = _add(sums, run.runner.from_device_layout(metrics))
     step += 1
@@ -326,11 +327,11 @@ def epoch_record(run: Run, dev_state, sums, step: int,
             **reporting.reduce_metrics(jax.device_get(sums), "train")}
   for s in run.eval_splits:
     record.update(reporting.reduce_metrics(
-        evaluate(run.runner, dev_state, run.data[s],
+        evaluate(run.runner, dev_state, run.feed, s,
                  run.config.input.eval_batch_size), s))
     if dev_state.ema is not None:  # The EMA weights, next to the raw ones.
       record.update(reporting.reduce_metrics(
-          evaluate(run.runner, dev_state.ema_weights(), run.data[s],
+          evaluate(run.runner, dev_state.ema_weights(), run.feed, s,
                    run.config.input.eval_batch_size), f"ema_{s}"))
   if run.setup.monitor is not None:
     state = jax.device_get(run.runner.from_device_layout(dev_state))

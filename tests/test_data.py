@@ -179,5 +179,9 @@ def test_channel_stats_match_numpy():
   pixels = images.reshape(-1, 3) / 255.0
   np.testing.assert_allclose(mean, pixels.mean(0), rtol=1e-6)
   np.testing.assert_allclose(std, pixels.std(0), rtol=1e-6)
+  images[..., 1] = 7  # A constant channel: one grey level, not 0.
+  np.testing.assert_allclose(input_pipeline.channel_stats(images)[1],
+                             [pixels[:, 0].std(), 1 / 255, pixels[:, 2].std()],
+                             rtol=1e-6)
   with pytest.raises(TypeError, match="uint8"):
     input_pipeline.channel_stats(images.astype(np.float32))

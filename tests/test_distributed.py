@@ -5,6 +5,7 @@ import subprocess
 
 import jax
 import numpy as np
+import pytest
 
 import helpers
 
@@ -22,11 +23,14 @@ def _params(workdir):
   return helpers.read_checkpoint(workdir, step=2)["state"]["params"]
 
 
-def test_two_processes_equal_one_process(tmp_path):
+@pytest.mark.parametrize("pipeline", ["device", "stream"])
+def test_two_processes_equal_one_process(tmp_path, pipeline):
+  """With 'stream', each process reads only its own half of every batch."""
   one_device = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   coordinator = f"127.0.0.1:{_free_port()}"
   procs = [subprocess.Popen(
-      helpers.main_command(tmp_path / "multi", OVERRIDES) + [
+      helpers.main_command(tmp_path / "multi",
+                           {**OVERRIDES, "input.pipeline": pipeline}) + [
           f"--coordinator_address={coordinator}", "--num_processes=2",
           f"--process_id={i}"],
       cwd=helpers.ROOT, env={**os.environ, **one_device},
@@ -40,6 +44,9 @@ def test_two_processes_equal_one_process(tmp_path):
   for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
   assert "JAX process 1/2" in errs[1]
+  if pipeline == "stream":  # 16 images a step, 8 per process.
+    assert "process 0 reads rows 0-7 of each batch of 16." in errs[0]
+    assert "process 1 reads rows 8-15 of each batch of 16." in errs[1]
   two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   single = helpers.run_main(tmp_path / "single", OVERRIDES, env=two_devices)
   assert single.returncode == 0, single.stderr[-3000:]

@@ -56,7 +56,7 @@ def test_features_are_the_frozen_backbones(run, fresh):
   variables = {c: getattr(state, c)["backbone"]
                for c in ("params", "batch_stats")}
   for split in ("train", "test"):
-    data = jax.device_get(built.data[split])
+    data = built.setup.data[split]
     n = int(data["mask"].sum()) if "mask" in data else len(data["label"])
     x = (data["image"][:n] / 255.0 - _MEAN) / _STD  # NumPy preprocessing.
     want = backbone.apply(variables, jnp.asarray(x, jnp.float32),
@@ -89,7 +89,7 @@ def test_saved_model_scores_as_the_cached_head(run, fresh):
   state = state.replace(params=saved["params"],
                         batch_stats=saved["batch_stats"])
   scores = train.evaluate(built.runner, built.runner.to_device_layout(state),
-                          built.data["test"], 16)
+                          built.feed, "test", 16)
   got = reporting.reduce_metrics(jax.device_get(scores), "test")
   assert got["test_accuracy"] == pytest.approx(last["test_accuracy"])
   assert got["test_loss"] == pytest.approx(last["test_loss"], rel=1e-4)

@@ -27,9 +27,9 @@ def _final(workdir):
   return steps[-1], tree["state"]["params"], records
 
 
-def _interrupt(workdir, sig):
+def _interrupt(workdir, sig, extra):
   """Starts main, sends `sig` once a first checkpoint exists, returns it."""
-  proc = subprocess.Popen(helpers.main_command(workdir, OVERRIDES),
+  proc = subprocess.Popen(helpers.main_command(workdir, {**OVERRIDES, **extra}),
                           cwd=helpers.ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 240
@@ -52,12 +52,12 @@ def reference(tmp_path_factory):
   return last, _final(workdir)
 
 
-def _check_same(tmp_path, sig, reference):
-  returncode, err = _interrupt(tmp_path, sig)
+def _check_same(tmp_path, sig, reference, extra=None):
+  returncode, err = _interrupt(tmp_path, sig, extra or {})
   step, _, _ = _final(tmp_path)
   assert step < TOTAL_STEPS, "the run ended before it could be interrupted"
   resumed = train.train_and_evaluate(
-      helpers.tiny_config(checkpoint_every_steps=2), tmp_path)
+      helpers.tiny_config(checkpoint_every_steps=2, **(extra or {})), tmp_path)
   ref_last, (ref_step, ref_params, ref_records) = reference
   cut_step, cut_params, cut_records = _final(tmp_path)
   assert helpers.untimed(resumed) == helpers.untimed(ref_last)
@@ -73,6 +73,16 @@ def _check_same(tmp_path, sig, reference):
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference):
   returncode, _ = _check_same(tmp_path, signal.SIGKILL, reference)
   assert returncode == -signal.SIGKILL
+
+
+def test_streaming_sigkill_then_resume_equals_uninterrupted(tmp_path,
+                                                           reference):
+  """The streaming input path, killed mid-epoch and resumed, ends bitwise
+  where the uninterrupted (device path) run did."""
+  returncode, err = _check_same(tmp_path, signal.SIGKILL, reference,
+                                {"input.pipeline": "stream"})
+  assert returncode == -signal.SIGKILL
+  assert "Input pipeline: stream." in err
 
 
 def test_sigterm_saves_then_resume_equals_uninterrupted(tmp_path, reference):

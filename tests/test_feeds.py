@@ -1,0 +1,65 @@
+"""The streaming input path gives the device path's batches, in its order."""
+import jax
+import numpy as np
+import pytest
+
+from ssl_jax import feeds
+from ssl_jax import input_pipeline
+from ssl_jax import parallel
+from ssl_jax import train
+
+import helpers
+
+
+def _run(tmp_path, name, **overrides):
+  config = helpers.tiny_config("multitask", "quick", num_epochs=2,
+                               **overrides)
+  last = train.train_and_evaluate(config, tmp_path / name)
+  return last, helpers.read_checkpoint(tmp_path / name)["state"]
+
+
+@pytest.mark.parametrize("parallel_mode", ["jit", "pmap"])
+def test_stream_trains_as_the_device_path(tmp_path, parallel_mode):
+  """Two heads (labeled + unlabeled streams, rotations, k-NN monitor) on 4
+  devices: the same parameters, BatchNorm statistics and records, bitwise."""
+  runs = {p: _run(tmp_path, p, **{"input.pipeline": p,
+                                  "parallel": parallel_mode})
+          for p in ("device", "stream")}
+  (dev_last, dev), (str_last, stream) = runs["device"], runs["stream"]
+  assert helpers.untimed(str_last) == helpers.untimed(dev_last)
+  for c in ("params", "batch_stats", "opt_state"):
+    jax.tree.map(np.testing.assert_array_equal, stream[c], dev[c])
+
+
+def test_stream_batches_are_the_gathered_rows():
+  """Each streamed batch holds rows table[i] of the host arrays (NumPy
+  indexing), sharded as the device path shards them."""
+  mesh = parallel.make_mesh()
+  runner = parallel.Runner("jit", mesh, lambda *a: None, lambda *a: None)
+  rng = np.random.default_rng(0)
+  data = {"train": {"image": rng.integers(0, 256, (50, 4, 4, 3), np.uint8),
+                    "label": rng.integers(0, 10, 50).astype(np.int32)}}
+  table = np.asarray(input_pipeline.epoch_indices(jax.random.key(3), 50, 6, 8))
+  stream = feeds.StreamFeed(runner, data, threads=4, prefetch=3)
+  device = feeds.DeviceFeed(runner, data)
+  got = list(stream.batches("train", table, start=2))
+  want = list(device.batches("train", table, start=2))
+  assert len(got) == len(want) == 4
+  for i, (g, w) in enumerate(zip(got, want)):
+    for k in ("image", "label"):
+      np.testing.assert_array_equal(np.asarray(g[k]),
+                                    data["train"][k][table[i + 2]])
+      assert g[k].sharding.is_equivalent_to(w[k].sharding, g[k].ndim)
+
+
+def test_auto_streams_only_what_exceeds_the_budget():
+  config = helpers.tiny_config("multitask", "quick")
+  data = {"train": {"image": np.zeros((1000, 32, 32, 3), np.uint8)},
+          "test": {"label": np.zeros(1000, np.int32)}}
+  size = 1000 * 32 * 32 * 3 + 4000
+  config.input.device_memory_gb = size / 2**30
+  assert feeds.choose(config, data) == "device"
+  config.input.device_memory_gb = (size - 1) / 2**30
+  assert feeds.choose(config, data) == "stream"
+  config.input.pipeline = "device"
+  assert feeds.choose(config, data) == "device"
