@@ -24,6 +24,8 @@ setuptools.setup(
         "matplotlib==3.11.2",
         "tensorboardX==2.6.5",
         "optuna==5.0.0",  # The CNN family's random search (ssl_jax/search.py).
+        # input.pipeline='stream' (ssl_jax/feeds.py); imported only there.
+        "grain==0.2.18",
     ],
     extras_require={
         "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "pytest-timeout==2.4.0",
