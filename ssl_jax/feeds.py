@@ -26,7 +26,7 @@ from ssl_jax import parallel
 
 
 def nbytes(data: dict) -> int:
-  return sum(a.nbytes for split in data.values() for a in split.values())
+  return sum(a.nbytes for a in jax.tree.leaves(data))
 
 
 def choose(config, data: dict) -> str:
@@ -114,7 +114,7 @@ class StreamFeed:
     table = table[:, rows]
     arrays = self.data[split]
     ds = grain.MapDataset.range(start, table.shape[0]).map(
-        lambda i: {k: np.asarray(a[table[i]]) for k, a in arrays.items()})
+        lambda i: jax.tree.map(lambda a: np.asarray(a[table[i]]), arrays))
     ds = ds.to_iter_dataset(grain.ReadOptions(
         num_threads=self.threads, prefetch_buffer_size=self.prefetch))
     ds = ThreadPrefetchIterDataset(

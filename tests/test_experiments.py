@@ -29,12 +29,15 @@ def test_bench(tmp_path):
   report = json.loads((tmp_path / "bench.json").read_text())
   assert report["machine"]["cores"] >= 1 and report["machine"]["matmul_gflops"] > 0
   rows = {r["workload"]: r for r in report["rows"]}
-  assert set(rows) == {"core_cnn_b128", "core_cnn_b32", "memnet",
-                       "efficientnet_b0", "rotation_epoch"}
+  assert set(rows) == {"core_cnn_b128", "core_cnn_b32", "core_cnn_b128_bf16",
+                       "memnet", "efficientnet_b0", "rotation_epoch",
+                       "stream_input", "stream_step"}
   for r in rows.values():
-    assert r["ours_examples_per_s"] > 0 and r["keras_examples_per_s"] > 0
+    assert r["ours_examples_per_s"] > 0 and r["reference_examples_per_s"] > 0
     assert r["ratio"] == pytest.approx(
-        r["ours_examples_per_s"] / r["keras_examples_per_s"], rel=0.02)
+        r["ours_examples_per_s"] / r["reference_examples_per_s"], rel=0.02)
+  assert [n for n, r in rows.items() if r["versus"] != "Keras"] == [
+      "stream_input", "stream_step"]
   table = (tmp_path / "bench.md").read_text()
   assert table.count("\n| ") == 2 + len(rows) and "GFLOP/s" in table
 
