@@ -186,7 +186,9 @@ def test_each_pretext_step_on_4_devices_equals_one_device(names):
     ref, ref_metrics = jax.jit(step)(ref, data, jax.random.key(7))
   got, metrics = helpers.run_steps(
       parallel.Runner("jit", mesh, step, eval_step), state, data)
-  helpers.assert_trees_close(got.params, ref.params)
+  # Sums in another order: after 3 Adam steps one weight in 65,536 of
+  # jigsaw's was seen 1.7e-5 away on an AMD EPYC.
+  helpers.assert_trees_close(got.params, ref.params, atol=5e-5)
   helpers.assert_trees_close(got.batch_stats, ref.batch_stats)
   helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
 
