@@ -1,8 +1,8 @@
-"""From a config to host arrays per split, and device-side batch indices.
+"""From a config to host arrays per split, and each epoch's batch indices.
 
-The datasets here fit in device memory, so each split is put on the devices
-once as uint8 and batches are gathered inside jitted code by index: an
-epoch needs no host round trips, on one host or many.
+The indices are drawn on the device from (seed, epoch); `feeds.py` turns
+them into batches, gathered on the device or streamed from the host, so
+both paths see the same batches in the same order.
 """
 import dataclasses
 import functools

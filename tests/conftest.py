@@ -23,3 +23,16 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] /
                        "experiments"))
+
+
+# Tests that take a minute or more (runs of main in subprocesses, large
+# compiles) start first: with xdist's load scheduling, the longest first
+# leaves no worker alone with one at the end.
+_SLOW_FIRST = ("test_experiments.py", "test_distributed.py",
+               "test_efficientnet_transfer.py", "test_faults.py",
+               "test_pretext_mix.py")
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(_SLOW_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
