@@ -23,8 +23,18 @@ def _params(workdir):
   return helpers.read_checkpoint(workdir, step=2)["state"]["params"]
 
 
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+  """The reference: one process with two devices, the device path."""
+  workdir = tmp_path_factory.mktemp("single")
+  two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  result = helpers.run_main(workdir, OVERRIDES, env=two_devices)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return _params(workdir)
+
+
 @pytest.mark.parametrize("pipeline", ["device", "stream"])
-def test_two_processes_equal_one_process(tmp_path, pipeline):
+def test_two_processes_equal_one_process(tmp_path, pipeline, single):
   """With 'stream', each process reads only its own half of every batch."""
   one_device = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   coordinator = f"127.0.0.1:{_free_port()}"
@@ -47,10 +57,7 @@ def test_two_processes_equal_one_process(tmp_path, pipeline):
   if pipeline == "stream":  # 16 images a step, 8 per process.
     assert "process 0 reads rows 0-7 of each batch of 16." in errs[0]
     assert "process 1 reads rows 8-15 of each batch of 16." in errs[1]
-  two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  single = helpers.run_main(tmp_path / "single", OVERRIDES, env=two_devices)
-  assert single.returncode == 0, single.stderr[-3000:]
-  multi, ref = _params(tmp_path / "multi"), _params(tmp_path / "single")
-  for a, b in zip(jax.tree.leaves(multi), jax.tree.leaves(ref)):
+  multi = _params(tmp_path / "multi")
+  for a, b in zip(jax.tree.leaves(multi), jax.tree.leaves(single)):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
   assert not np.allclose(multi["conv1"]["kernel"], 0)

@@ -27,17 +27,20 @@ def _run(script, tmp_path, *flags, timeout=600):
 
 
 def test_bench(tmp_path):
-  _run("bench.py", tmp_path, "--repeats=1")
+  # Every builder but core_cnn_b128 (core_cnn_b32's at another size) and
+  # EfficientNet-B0 (two minutes of compiling; its parity has its own tests).
+  only = ["core_cnn_b32", "core_cnn_b128_bf16", "memnet", "rotation_epoch",
+          "stream_input", "stream_step"]
+  _run("bench.py", tmp_path, "--repeats=1", f"--only={','.join(only)}")
   report = json.loads((tmp_path / "bench.json").read_text())
   assert report["machine"]["cores"] >= 1 and report["machine"]["matmul_gflops"] > 0
   rows = {r["workload"]: r for r in report["rows"]}
-  assert set(rows) == {"core_cnn_b128", "core_cnn_b32", "core_cnn_b128_bf16",
-                       "memnet", "efficientnet_b0", "rotation_epoch",
-                       "stream_input", "stream_step"}
+  assert list(rows) == only
   for r in rows.values():
     assert r["ours_examples_per_s"] > 0 and r["reference_examples_per_s"] > 0
     assert r["ratio"] == pytest.approx(  # Rounded to 2 decimals.
-        r["ours_examples_per_s"] / r["reference_examples_per_s"], abs=0.006)
+        r["ours_examples_per_s"] / r["reference_examples_per_s"], rel=0.02,
+        abs=0.006)
   assert [n for n, r in rows.items() if r["versus"] != "Keras"] == [
       "stream_input", "stream_step"]
   table = (tmp_path / "bench.md").read_text()
@@ -181,14 +184,12 @@ def test_frozen_features(tmp_path):
       env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
   assert pre.returncode == 0, pre.stderr[-3000:]
   _run("frozen_features.py", tmp_path, f"--init_from={tmp_path / 'pre'}",
-       "--levels=block2,pre_logits", "--labels_per_class=5")
+       "--levels=block2", "--labels_per_class=5")
   rows = json.loads((tmp_path / "frozen_features.json").read_text())
   assert [(r["method"], r["level"], r["labels_per_class"]) for r in rows] == [
-      ("frozen, linear", "block2", 5), ("frozen, linear", "pre_logits", 5),
-      ("from scratch, all layers", "-", 5)]
+      ("frozen, linear", "block2", 5), ("from scratch, all layers", "-", 5)]
   pretrained = helpers.read_checkpoint(tmp_path / "pre")["state"]
-  for row, run in zip(rows, ("block2_k5_s0", "pre_logits_k5_s0",
-                             "scratch_k5_s0")):
+  for row, run in zip(rows, ("block2_k5_s0", "scratch_k5_s0")):
     last = json.loads((tmp_path / run / "metrics.jsonl").read_text()
                       .splitlines()[-1])
     assert row["per_seed"] == f"{100 * last['test_accuracy']:.2f}"
