@@ -30,11 +30,9 @@ def nbytes(data: dict) -> int:
 
 
 def choose(config, data: dict) -> str:
-  """'device' or 'stream' for `config.input.pipeline` and these splits."""
+  """'device' or 'stream' for `config.input.pipeline` (checked by
+  config_check) and these splits."""
   pipeline = config.input.pipeline
-  if pipeline not in ("auto", "device", "stream"):
-    raise ValueError("input.pipeline must be auto|device|stream, got "
-                     f"{pipeline!r}.")
   if pipeline != "auto":
     return pipeline
   return ("stream" if nbytes(data) > config.input.device_memory_gb * 2**30
