@@ -6,11 +6,12 @@ the same order, since the order is a pure function of (seed, epoch, step)
 - 'device': every split lives whole on every device as uint8 and batches are
   gathered by index inside jitted code, with no host round trip per step:
   the fastest path for datasets that fit (CIFAR-10, bAbI).
-- 'stream': splits stay in host memory (or any array-like that reads rows by
-  index, e.g. a `np.memmap`); each process gathers only its own devices' rows
-  of each step's indices in Grain's reader threads, and the batches are put
-  on the devices a few steps ahead of the one running. Augmentation and
-  pretext transforms still run inside the jitted step.
+- 'stream': images stay where they are stored, as `data.rows.Rows` over
+  CIFAR-10's files or TFDS's ArrayRecord files (other sources: in host
+  memory); each process reads only its own devices' rows of each step's
+  indices, in Grain's reader threads, and the batches are put on the devices
+  a few steps ahead of the one running. Augmentation and pretext transforms
+  still run inside the jitted step.
 - 'auto' (default): 'device' unless the splits would take more than
   `input.device_memory_gb` of each device's memory.
 Resuming needs no iterator state beyond the step the checkpoint holds.
@@ -107,7 +108,9 @@ class StreamFeed:
     rows = self.local_rows(global_batch)
     if not self._logged:
       logging.info("Streaming: process %d reads rows %d-%d of each batch of "
-                   "%d.", jax.process_index(), rows[0], rows[-1], global_batch)
+                   "%d, images from %s.", jax.process_index(), rows[0],
+                   rows[-1], global_batch,
+                   getattr(self.data[split]["image"], "where", "memory"))
       self._logged = True
     table = table[:, rows]
     arrays = self.data[split]

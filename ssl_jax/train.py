@@ -25,6 +25,7 @@ from ssl_jax import profiling
 from ssl_jax import reporting
 from ssl_jax import tasks
 from ssl_jax import workdir as workdir_lib
+from ssl_jax.data import rows
 
 
 class TrainState(train_state.TrainState):
@@ -196,6 +197,8 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
   if is_main:
     workdir.mkdir(parents=True, exist_ok=True)
   setup = tasks.setup(config, workdir, write=is_main)
+  if feeds.choose(config, setup.data) == "device":  # Read whole, once.
+    setup = setup._replace(data=rows.materialized(setup.data))
   task, data = setup.task, setup.data
   eval_splits = tuple(s for s in ("val", "test") if s in data)
   if config.early_stopping.patience and "val" not in data:

@@ -7,6 +7,7 @@ from ssl_jax import feeds
 from ssl_jax import input_pipeline
 from ssl_jax import parallel
 from ssl_jax import train
+from ssl_jax.data import rows
 
 import helpers
 
@@ -31,25 +32,34 @@ def test_stream_trains_as_the_device_path(tmp_path, parallel_mode):
     jax.tree.map(np.testing.assert_array_equal, stream[c], dev[c])
 
 
-def test_stream_batches_are_the_gathered_rows():
+@pytest.mark.parametrize("lazy", [False, True])
+def test_stream_batches_are_the_gathered_rows(lazy):
   """Each streamed batch holds rows table[i] of the host arrays (NumPy
-  indexing), sharded as the device path shards them."""
+  indexing), sharded as the device path shards them; from `Rows`, only the
+  rows of the batches asked for are read."""
   mesh = parallel.make_mesh()
   runner = parallel.Runner("jit", mesh, lambda *a: None, lambda *a: None)
   rng = np.random.default_rng(0)
   data = {"train": {"image": rng.integers(0, 256, (50, 4, 4, 3), np.uint8),
                     "label": rng.integers(0, 10, 50).astype(np.int32)}}
   table = np.asarray(input_pipeline.epoch_indices(jax.random.key(3), 50, 6, 8))
-  stream = feeds.StreamFeed(runner, data, threads=4, prefetch=3)
   device = feeds.DeviceFeed(runner, data)
+  host, read = data["train"], []
+  if lazy:
+    data = {"train": {**host, "image": rows.Rows(
+        lambda i: read.extend(i) or host["image"][i], 50, (4, 4, 3),
+        np.uint8, "test")}}
+  stream = feeds.StreamFeed(runner, data, threads=4, prefetch=3)
   got = list(stream.batches("train", table, start=2))
   want = list(device.batches("train", table, start=2))
   assert len(got) == len(want) == 4
   for i, (g, w) in enumerate(zip(got, want)):
     for k in ("image", "label"):
-      np.testing.assert_array_equal(np.asarray(g[k]),
-                                    data["train"][k][table[i + 2]])
+      np.testing.assert_array_equal(np.asarray(g[k]), np.asarray(w[k]))
+      np.testing.assert_array_equal(np.asarray(g[k]), host[k][table[i + 2]])
       assert g[k].sharding.is_equivalent_to(w[k].sharding, g[k].ndim)
+  if lazy:  # Each row of table[2:] once per time it is drawn; no others.
+    assert sorted(read) == sorted(table[2:].ravel())
 
 
 def test_auto_streams_only_what_exceeds_the_budget():

@@ -36,12 +36,15 @@ def _find(directory: pathlib.Path, stem: str):
   return None
 
 
-def read(directory: pathlib.Path, check: bool = True):
+def read(directory: pathlib.Path, check: bool = True,
+         lazy: bool = False):
   """Returns (train images, labels, test images, labels, class names).
 
   None when the files are not in `directory`. With `check`, each split must
-  hold the official number of 28x28 images (`COUNTS`).
+  hold the official number of 28x28 images (`COUNTS`). `lazy` is ignored:
+  the IDX files may be gzipped, so they are read whole (47 MB at most).
   """
+  del lazy
   directory = pathlib.Path(directory)
   paths = {k: [_find(directory, s) for s in v] for k, v in _FILES.items()}
   if any(p is None for v in paths.values() for p in v):

@@ -11,18 +11,20 @@ from absl import logging
 import numpy as np
 
 from ssl_jax.data import registry
+from ssl_jax.data import rows
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataset:
-  """A dataset held in host memory; images are uint8 NHWC, labels int32."""
-  train_images: np.ndarray
+  """Images uint8 NHWC, in host memory or, loaded with `lazy`, `Rows` read
+  from storage when indexed; labels int32, in host memory."""
+  train_images: np.ndarray | rows.Rows
   train_labels: np.ndarray
-  test_images: np.ndarray
+  test_images: np.ndarray | rows.Rows
   test_labels: np.ndarray
   class_names: tuple[str, ...]
   # The dataset's own split of unlabeled images; None where it has none.
-  unlabeled_images: np.ndarray | None = None
+  unlabeled_images: np.ndarray | rows.Rows | None = None
 
   @property
   def num_classes(self) -> int:
@@ -34,7 +36,8 @@ class ImageDataset:
 
 
 def load(name: str, data_dir: str = "", source: str = "auto",
-         unlabeled: bool = True, check_files: bool = True) -> ImageDataset:
+         unlabeled: bool = True, check_files: bool = True,
+         lazy: bool = False) -> ImageDataset:
   """Loads dataset `name` from `data_dir`, the default places, or TFDS.
 
   Args:
@@ -47,6 +50,9 @@ def load(name: str, data_dir: str = "", source: str = "auto",
     unlabeled: also read the dataset's unlabeled split, where it has one.
     check_files: local files must be the official ones (record counts, and
       md5 sums where published); False for files of your own.
+    lazy: leave the images where they are stored, as `rows.Rows`, where the
+      source reads rows by index: CIFAR-10's files, and TFDS datasets
+      prepared as ArrayRecord. Other sources load into memory.
   """
   spec = registry.get(name)
   if source not in ("auto", "files", "tfds"):
@@ -60,7 +66,7 @@ def load(name: str, data_dir: str = "", source: str = "auto",
     dirs = [pathlib.Path(data_dir)] if data_dir else registry.default_dirs(name)
     for d in dirs:
       looked.append(str(d))
-      arrays = spec.reader(d, check_files)
+      arrays = spec.reader(d, check_files, lazy)
       if arrays is not None:
         return _checked(name, spec, ImageDataset(*arrays))
   if source != "files":
@@ -71,7 +77,7 @@ def load(name: str, data_dir: str = "", source: str = "auto",
     # With a reader, data_dir holds the original files, not TFDS's data.
     tfds_dir = data_dir if source == "tfds" or spec.reader is None else ""
     try:
-      ds = _load_tfds(spec, tfds_dir, unlabeled)
+      ds = _load_tfds(spec, tfds_dir, unlabeled, lazy)
     except Exception as e:  # pylint: disable=broad-except
       looked.append(f"TFDS {spec.tfds_name!r} ({type(e).__name__}: {e}) with "
                     f"data_dir {tfds_dir or _default_tfds_dir()}")
@@ -104,11 +110,21 @@ def _default_tfds_dir() -> str:
   return tfds.core.constants.get_default_data_dir()
 
 
-def _load_tfds(spec: registry.DatasetSpec, data_dir: str,
-               unlabeled: bool) -> ImageDataset:
+def _load_tfds(spec: registry.DatasetSpec, data_dir: str, unlabeled: bool,
+               lazy: bool) -> ImageDataset:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir or None)
   builder.download_and_prepare()
+  names = tuple(builder.info.features["label"].names)
+  if lazy:
+    try:
+      return _tfds_rows(builder, spec, unlabeled, names)
+    except NotImplementedError:  # Not prepared as ArrayRecord.
+      logging.warning(
+          "TFDS %r is stored without random access (%s), so it loads into "
+          "host memory. `tfds build %s --file_format=array_record` lets the "
+          "stream path read it from disk.", spec.tfds_name,
+          builder.info.file_format, spec.tfds_name)
 
   def read(split, keys=("image", "label")):  # -> one array per key
     # Batches concatenated, not batch_size=-1: that aborts the process under
@@ -126,5 +142,37 @@ def _load_tfds(spec: registry.DatasetSpec, data_dir: str,
     extra = read(spec.unlabeled_split, ("image",))[0].astype(np.uint8,
                                                             copy=False)
   return ImageDataset(*labeled(spec.train_split), *labeled(spec.test_split),
-                      class_names=tuple(builder.info.features["label"].names),
-                      unlabeled_images=extra)
+                      class_names=names, unlabeled_images=extra)
+
+
+def _tfds_rows(builder, spec: registry.DatasetSpec, unlabeled: bool,
+               names: tuple[str, ...]) -> ImageDataset:
+  """The splits as `Rows` over TFDS's random-access (ArrayRecord) source;
+  labels are read up front with the images left encoded."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  def get(source, idx):  # ArrayRecord reads a batch at once; any sequence.
+    many = getattr(source, "__getitems__", None)
+    return many(list(idx)) if many else [source[i] for i in idx]
+
+  def images(split):
+    source = builder.as_data_source(split)
+
+    def read(idx):
+      return np.stack([e["image"] for e in get(source, idx.tolist())])
+    return rows.Rows(read, len(source), spec.image_shape, np.uint8,
+                     f"TFDS {spec.tfds_name}[{split}]")
+
+  def labels(split):
+    source = builder.as_data_source(
+        split, decoders={"image": tfds.decode.SkipDecoding()})
+    chunk = 4096
+    return np.array([e["label"] for i in range(0, len(source), chunk)
+                     for e in get(source, range(i, min(i + chunk,
+                                                    len(source))))], np.int32)
+
+  extra = (images(spec.unlabeled_split)
+           if unlabeled and spec.unlabeled_split else None)
+  return ImageDataset(images(spec.train_split), labels(spec.train_split),
+                      images(spec.test_split), labels(spec.test_split),
+                      class_names=names, unlabeled_images=extra)

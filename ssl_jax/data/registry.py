@@ -14,11 +14,13 @@ import numpy as np
 from ssl_jax.data import cifar10
 from ssl_jax.data import fashion_mnist
 
-# reader(directory, check) -> (train images, train labels, test images, test
-# labels, class names), or None when the files are not in `directory`; with
-# `check`, files that are not the official ones are an error.
-Reader = Callable[[pathlib.Path, bool], tuple[np.ndarray, np.ndarray, np.ndarray,
-                                        np.ndarray, tuple[str, ...]] | None]
+# reader(directory, check, lazy) -> (train images, train labels, test images,
+# test labels, class names), or None when the files are not in `directory`;
+# with `check`, files that are not the official ones are an error; with
+# `lazy`, images may be `rows.Rows` read from the files on demand.
+Reader = Callable[[pathlib.Path, bool, bool],
+                  tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                        tuple[str, ...]] | None]
 
 # The repository's parent holds `shared/data` on the project's machines.
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
