@@ -54,6 +54,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # with labels the semi-supervised protocol does not allow.
   c.knn.all_labels = False
 
+  # Self-training (ssl_jax/self_training.py; S4L's MOAM): a trained run labels
+  # the pool once; its confident guesses train the class head as labels.
+  c.self_training = ml_collections.ConfigDict()
+  c.self_training.teacher = ""  # Workdir of a trained image run; '' = off.
+  c.self_training.threshold = 0.95  # Top class probability to keep a guess.
+
   # Pretext tasks by name, each with its weight w_k and fields.
   names = args.get("pretext", "rotation")
   c.pretext = ml_collections.ConfigDict({

@@ -24,6 +24,8 @@ from ssl_jax import input_pipeline
 from ssl_jax import knn
 from ssl_jax import losses
 from ssl_jax import pretext as pretext_lib
+from ssl_jax import self_training
+from ssl_jax.data import rows
 from ssl_jax.models import multihead
 from ssl_jax.models.heads import HeadSpec
 from ssl_jax.tasks import Setup
@@ -147,16 +149,27 @@ def setup(config, workdir, write: bool) -> Setup:
   """The labeled and unlabeled training images in one array, as two streams.
 
   Rows [0, n_labeled) are the labeled examples, the rest the unlabeled pool
-  ('labeled' = 0 masks their labels out of the class loss).
+  ('labeled' = 0 masks their labels out of the class loss). With
+  `self_training.teacher`, the pool's labels are the teacher's guesses and
+  'labeled' is 1 where it is confident.
   """
   data, info = input_pipeline.load(config, workdir, write_split=write,
                                    unlabeled=True)
   labeled, pool = data["train"], data.pop("unlabeled")
+  true_labels = np.concatenate([labeled["label"], pool["label"]])
+  pool_labeled = np.zeros(len(pool["label"]), np.float32)
+  if config.self_training.teacher:
+    if not config.input.unlabeled_batch_size:
+      raise ValueError("self_training.teacher needs pool images in each "
+                       "step: set input.unlabeled_batch_size > 0.")
+    pool["label"], pool_labeled = self_training.pseudo_label(
+        config.self_training, pool["image"], pool["label"], info.image_shape,
+        info.num_classes, config.input.eval_batch_size,
+        workdir if write else None)
   data["train"] = {
-      k: np.concatenate([labeled[k], pool[k]]) for k in ("image", "label")}
+      k: rows.concat([labeled[k], pool[k]]) for k in ("image", "label")}
   data["train"]["labeled"] = np.concatenate(
-      [np.ones(len(labeled["label"]), np.float32),
-       np.zeros(len(pool["label"]), np.float32)])
+      [np.ones(len(labeled["label"]), np.float32), pool_labeled])
   streams = ((len(labeled["label"]), config.input.batch_size),
              (len(pool["label"]), config.input.unlabeled_batch_size))
   task, declared = make(config, info.mean, info.std, info.image_shape,
@@ -167,8 +180,9 @@ def setup(config, workdir, write: bool) -> Setup:
                                         config.input.eval_batch_size)
   monitor = None
   if config.knn.k:  # The bank: the labeled rows, first in data['train'].
+    truth = {**data, "train": {**data["train"], "label": true_labels}}
     monitor = knn.monitor(
-        config, multihead.backbone_features(config.model, plain.inputs), data,
+        config, multihead.backbone_features(config.model, plain.inputs), truth,
         streams[0][0], info.num_classes)
   return Setup(task, data, {"num_classes": info.num_classes,
                             "heads": declared}, report=report,
