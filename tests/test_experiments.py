@@ -109,6 +109,17 @@ def test_self_supervision(tmp_path):
     assert (tmp_path / f"{name}.png").stat().st_size > 0
 
 
+def test_knn_curves(tmp_path):
+  _run("knn_curves.py", tmp_path, "--pretext=rotation", "--epochs=2",
+       "--steps_per_epoch=2")
+  (row,) = json.loads((tmp_path / "knn_curves.json").read_text())
+  records = [json.loads(l) for l in (tmp_path / "rotation" / "metrics.jsonl")
+             .open()]
+  assert [r["epoch"] for r in records] == [1, 2]
+  assert row["test_knn_accuracy"] == 100 * records[-1]["test_knn_accuracy"]
+  assert (tmp_path / "knn_curves.png").stat().st_size > 0
+
+
 def test_norms(tmp_path):
   _run("norms.py", tmp_path, "--labels=200", "--norms=batch,none")
   rows = json.loads((tmp_path / "norms.json").read_text())
