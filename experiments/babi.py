@@ -25,7 +25,6 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from lib import experiment
 from lib import selection
 from ssl_jax.data import babi
-from ssl_jax.tasks import babi_qa
 
 _OUT = flags.DEFINE_string("out", "runs/babi", "Directory for runs and table.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "bAbI release directory.")
@@ -77,7 +76,9 @@ def _chosen(workdirs) -> dict:
     by = "train"  # No held-out split in this protocol.
   pick = selection.pick(workdirs, by)
   records = selection.read_records(pick["workdir"])
-  ls = babi_qa.linear_start_end(records) if "val_loss" in records[-1] else None
+  # Epochs trained without the memory softmax, whichever rule ended them.
+  ls = (sum(bool(r["model.linear_start"]) for r in records)
+        if "model.linear_start" in records[-1] else None)
   return {"seed": pathlib.Path(pick["workdir"]).name.rsplit("seed", 1)[1],
           "selected_by": by, "selection_error": 100 * pick[f"{by}_error"],
           "linear_start_epochs": ls, "wall_time_s": records[-1]["wall_time_s"],

@@ -18,10 +18,13 @@ def load_config(name: str = "supervised", arg: str = "quick"):
 
 
 # A few-thousand-parameter core CNN and a short run: fast enough for tests.
+# A constant learning rate: a schedule's length is a constant of the compiled
+# step, so runs of any length then share one compilation (the suite's cache).
 TINY = {"model.features": (8, 16, 16), "model.dense": 32,
         "input.labels_per_class": 5, "input.max_test_examples": 200,
         "input.eval_batch_size": 100, "input.batch_size": 16,
-        "steps_per_epoch": 4, "num_epochs": 3, "log_every_steps": 2}
+        "steps_per_epoch": 4, "num_epochs": 3, "log_every_steps": 2,
+        "optimizer.schedule": "constant"}
 
 
 # The same tiny network as the backbone of the multi-head configs.

@@ -27,10 +27,11 @@ def _run(script, tmp_path, *flags, timeout=600):
 
 
 def test_bench(tmp_path):
-  # Every builder but core_cnn_b128 (core_cnn_b32's at another size) and
+  # Every builder but core_cnn_b128 and its bfloat16 twin (core_cnn_b32's
+  # at another size and dtype; Keras's bfloat16 is slow on CPUs) and
   # EfficientNet-B0 (two minutes of compiling; its parity has its own tests).
-  only = ["core_cnn_b32", "core_cnn_b128_bf16", "memnet", "rotation_epoch",
-          "stream_input", "stream_step"]
+  only = ["core_cnn_b32", "memnet", "rotation_epoch", "stream_input",
+          "stream_step"]
   _run("bench.py", tmp_path, "--repeats=1", f"--only={','.join(only)}")
   report = json.loads((tmp_path / "bench.json").read_text())
   assert report["machine"]["cores"] >= 1 and report["machine"]["matmul_gflops"] > 0
@@ -127,21 +128,20 @@ def test_norms(tmp_path):
 
 
 def test_babi(tmp_path):
-  # One task, two seeds, and the joint model: every found task (19 x 2 runs)
-  # took ~10 minutes.
+  # One task and the joint model (seed selection: test_babi_qa.py); every
+  # found task (19 x 2 runs) took ~10 minutes.
   _run("babi.py", tmp_path, "--size=1k", "--tasks=1", "--paper", "--joint",
-       "--seeds=2", "--select_by=val")
+       "--select_by=val")
   rows = json.loads((tmp_path / "babi.json").read_text())
   label = "memn2n paper, LS val_loss"
   assert [(r["task"], r["run"]) for r in rows] == [(1, label),
                                                    (1, f"{label} joint")]
-  val_errors = {}
-  for seed in (0, 1):
-    records = [json.loads(l) for l in (
-        tmp_path / f"memn2n_task1_seed{seed}" / "metrics.jsonl").open()]
-    val_errors[seed] = (1 - records[-1]["val_accuracy"],
-                        records[-1]["val_loss"])
-  assert int(rows[0]["seed"]) == min(val_errors, key=val_errors.get)
+  records = [json.loads(l) for l in (
+      tmp_path / "memn2n_task1_seed0" / "metrics.jsonl").open()]
+  assert rows[0]["linear_start_epochs"] == sum(
+      r["model.linear_start"] for r in records)
+  assert rows[0]["test_error"] == pytest.approx(
+      100 * (1 - records[-1]["test_accuracy"]))
   per_task = json.loads((tmp_path / f"memn2n_joint_seed{rows[1]['seed']}" /
                          "per_task_test.json").read_text())
   assert len(per_task) == 20
