@@ -108,9 +108,7 @@ def plot(rows: list[dict], path: pathlib.Path):
   ax.set(xlabel="bAbI task", ylabel="test error (%)", xticks=tasks,
          title=f"bAbI {_SIZE.value}: per-task test error")
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  experiment.save_figure(fig, path)
 
 
 def main(_):

@@ -49,9 +49,7 @@ def plot(curves: dict, path: pathlib.Path):
   ax.set(xlabel="pretraining epoch", ylabel="test k-NN accuracy (%)",
          title="k-NN monitor (bank: the labeled images)")
   ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  experiment.save_figure(fig, path)
 
 
 def main(_):

@@ -52,6 +52,14 @@ def run(config: str, workdir: pathlib.Path, overrides: dict) -> dict:
                                             for r in records)}
 
 
+def save_figure(fig, path):
+  """Writes a matplotlib figure (tight layout, 100 dpi) and closes it."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
   fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
   lines = ["| " + " | ".join(columns) + " |",
