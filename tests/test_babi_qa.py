@@ -45,21 +45,35 @@ def _records(workdir):
   return [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
 
 
-def test_linear_start_hop_matches_numpy():
-  """Two hops of adjacent MemN2N without the softmax (bag of words, TE)."""
-  vocab, length, memories, dim, hops = 6, 2, 3, 4, 2
+def _encode_numpy(e, ids, pe):
+  """Sentence vectors word by word: sum_j l_j * e[w_j], with the paper's
+  l_kj = (1 - j/J) - (k/d)(1 - 2j/J) (PE) or l = 1 (bag of words)."""
+  out = np.zeros(ids.shape[:-1] + e.shape[-1:])
+  k = np.arange(1, e.shape[-1] + 1) / e.shape[-1]
+  for i in np.ndindex(ids.shape[:-1]):
+    words = [w for w in ids[i] if w]
+    for j, w in enumerate(words, 1):
+      big_j = len(words)
+      out[i] += ((1 - j / big_j) - k * (1 - 2 * j / big_j) if pe else 1) * e[w]
+  return out
+
+
+@pytest.mark.parametrize("pe", [False, True])
+def test_linear_start_hop_matches_numpy(pe):
+  """Two hops of adjacent MemN2N without the softmax (TE, PE or not)."""
+  vocab, length, memories, dim, hops = 6, 3, 3, 4, 2
   model = memnet.MemN2N(vocab, length, memories, embed_dim=dim, hops=hops,
-                        position_encoding=False, linear_start=True)
-  # Memory 0 empty (padding), memory 1 one word, memory 2 two.
-  x = {"sentences": np.array([[[0, 0], [3, 0], [1, 5]]], np.int32),
-       "query": np.array([[2, 4]], np.int32)}
+                        position_encoding=pe, linear_start=True)
+  # Memory 0 empty (padding), memory 1 one word, memory 2 three.
+  x = {"sentences": np.array([[[0, 0, 0], [0, 3, 0], [1, 5, 2]]], np.int32),
+       "query": np.array([[2, 4, 0]], np.int32)}
   params = model.init(jax.random.key(0), x)["params"]
   logits, out = model.apply({"params": params}, x)
 
   embeds = [np.asarray(params[f"embeds_{k}"]["embedding"])
             for k in range(hops + 1)]
   temporal = [np.asarray(params[f"temporal_{k}"]) for k in range(hops + 1)]
-  bag = lambda e, ids: (e[ids] * (ids != 0)[..., None]).sum(-2)  # 0: padding.
+  bag = lambda e, ids: _encode_numpy(e, ids, pe)
   recency = np.arange(memories)[::-1]  # 0 = the latest sentence.
   valid = (x["sentences"][0] != 0).any(-1)
   u = bag(embeds[0], x["query"][0])  # B = A^1.

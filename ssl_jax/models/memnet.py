@@ -95,18 +95,19 @@ class MemNetKeras(nn.Module):
     return logits, {"attention": match, "pre_logits": h}
 
 
-def position_encoding(ids: jax.Array, dim: int) -> jax.Array:
-  """Weights l_kj = (1 - j/J) - (k/d)(1 - 2j/J) of Sukhbaatar et al., Sec 4.1.
+def position_weights(ids: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(a, b) with the PE weight l_kj = a_j + (k/d) b_j, per word (Sec. 4.1).
 
-  J is each sentence's own word count and j its 1-based word position, so the
-  weights do not depend on how sentences are padded; padding gets weight 0.
-  Returns shape ids.shape + (dim,).
+  Sukhbaatar et al.'s l_kj = (1 - j/J) - (k/d)(1 - 2j/J), where J is each
+  sentence's own word count and j its 1-based word position, so the weights
+  do not depend on how sentences are padded; padding gets weight 0.
+  Splitting l into a word part and a k/d part lets a sentence vector be two
+  vocabulary-sized bags times the embedding (see `MemN2N._encode`).
   """
   mask = (ids != 0).astype(jnp.float32)
-  j = jnp.cumsum(mask, axis=-1)[..., None]
-  length = jnp.maximum(mask.sum(-1, keepdims=True), 1.)[..., None]
-  k = jnp.arange(1, dim + 1, dtype=jnp.float32) / dim
-  return ((1 - j / length) - k * (1 - 2 * j / length)) * mask[..., None]
+  j = jnp.cumsum(mask, axis=-1)
+  length = jnp.maximum(mask.sum(-1, keepdims=True), 1.)
+  return (1 - j / length) * mask, (2 * j / length - 1) * mask
 
 
 class MemN2N(nn.Module):
@@ -173,14 +174,27 @@ class MemN2N(nn.Module):
     if not (self.weight_tying == "adjacent" and self.tie_output):
       self.w = nn.Dense(self.vocab_size, use_bias=False, kernel_init=init)
 
-  def _encode(self, ids, table):
-    """Sentence vectors: (position-weighted) sums of word embeddings."""
-    emb = self.embeds[table](ids)
+  def _bags(self, ids):
+    """Word-count vectors over the vocabulary, (..., V) each: the encoding
+    of a sentence is `bag @ E` (+ k/d * `bag_k @ E` with PE). Matmuls, not
+    gathers: each table is read once per batch, and its gradient is a
+    matmul, not a scatter into the vocabulary."""
+    one_hot = jax.nn.one_hot(ids, self.vocab_size)
     if self.position_encoding:
-      weights = position_encoding(ids, self.embed_dim)
-    else:
-      weights = (ids != 0)[..., None].astype(emb.dtype)
-    return (emb * weights).sum(-2)
+      a, b = position_weights(ids)
+      return (jnp.einsum("...s,...sv->...v", a, one_hot),
+              jnp.einsum("...s,...sv->...v", b, one_hot))
+    return ((ids != 0)[..., None] * one_hot).sum(-2), None
+
+  def _encode(self, bags, table):
+    """Sentence vectors: (position-weighted) sums of word embeddings."""
+    bag, bag_k = bags
+    emb = self.embeds[table].embedding
+    out = bag @ emb
+    if bag_k is not None:
+      k = jnp.arange(1, self.embed_dim + 1, dtype=out.dtype) / self.embed_dim
+      out = out + k * (bag_k @ emb)
+    return out
 
   def __call__(self, x, train: bool = False):
     sentences, query = x["sentences"], x["query"]
@@ -198,11 +212,14 @@ class MemN2N(nn.Module):
       inserted_after = jnp.cumsum(empties[:, ::-1], axis=1)[:, ::-1]
       recency = jnp.minimum(recency + inserted_after, num_memories - 1)
 
-    u = self._encode(query, self.b_index)  # (B, D)
+    u = self._encode(self._bags(query), self.b_index)  # (B, D)
+    bags = self._bags(sentences)
+    # Adjacent tying reads each table as C^k and A^{k+1}: encode it once.
+    encoded = {t: self._encode(bags, t)  # (B, M, D) each.
+               for t in sorted({*self.a_index, *self.c_index})}
     attention = []
     for hop in range(self.hops):
-      m = self._encode(sentences, self.a_index[hop])  # (B, M, D)
-      c = self._encode(sentences, self.c_index[hop])
+      m, c = encoded[self.a_index[hop]], encoded[self.c_index[hop]]
       if self.temporal_encoding:
         m = m + self.temporal[self.a_index[hop]][recency]
         c = c + self.temporal[self.c_index[hop]][recency]
