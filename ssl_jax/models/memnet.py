@@ -175,16 +175,22 @@ class MemN2N(nn.Module):
       self.w = nn.Dense(self.vocab_size, use_bias=False, kernel_init=init)
 
   def _bags(self, ids):
-    """Word-count vectors over the vocabulary, (..., V) each: the encoding
-    of a sentence is `bag @ E` (+ k/d * `bag_k @ E` with PE). Matmuls, not
-    gathers: each table is read once per batch, and its gradient is a
-    matmul, not a scatter into the vocabulary."""
-    one_hot = jax.nn.one_hot(ids, self.vocab_size)
+    """Word-weight vectors over the vocabulary, (..., V) each: a sentence's
+    encoding is `bag @ E` (+ k/d * `bag_k @ E` with PE). Each table is then
+    read by one matmul per batch, and its gradient is a matmul, not a
+    scatter of (B, M, S, d) word gradients into the vocabulary."""
+    flat = ids.reshape(-1, ids.shape[-1])
+    rows = jnp.arange(flat.shape[0])[:, None]
+
+    def bag(weights):  # Padding adds 0 to column 0: weights are 0 there.
+      out = jnp.zeros((flat.shape[0], self.vocab_size)).at[rows, flat].add(
+          weights.reshape(flat.shape))
+      return out.reshape(ids.shape[:-1] + (self.vocab_size,))
+
     if self.position_encoding:
       a, b = position_weights(ids)
-      return (jnp.einsum("...s,...sv->...v", a, one_hot),
-              jnp.einsum("...s,...sv->...v", b, one_hot))
-    return ((ids != 0)[..., None] * one_hot).sum(-2), None
+      return bag(a), bag(b)
+    return bag((ids != 0).astype(jnp.float32)), None
 
   def _encode(self, bags, table):
     """Sentence vectors: (position-weighted) sums of word embeddings."""
