@@ -10,7 +10,9 @@ With --seeds=N each task trains N seeds and the table reports the one with
 the lowest --select_by error (train or val, never test), as Sukhbaatar et
 al.'s best of 10 (--reseed_above: only for tasks whose seed 0 trains badly).
 Writes babi.{md,json} (per-task test error, mean, failed
-tasks: error > 5%, next to the paper's mean) and babi.png.
+tasks: error > 5%, next to the paper's mean), babi.png and, for tasks that
+failed or ran several seeds, babi_curves_<model>.png (train error per epoch
+of each seed).
 """
 import json
 import pathlib
@@ -118,6 +120,29 @@ def plot(rows: list[dict], path: pathlib.Path):
   experiment.save_figure(fig, path)
 
 
+def plot_curves(curves: dict, path: pathlib.Path):
+  """Training error per epoch of every seed of each task in `curves`
+  ({task: (workdirs, chosen workdir)}), the chosen seed bold, with its
+  validation error dashed: where a failed task's runs stalled."""
+  fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3),
+                           squeeze=False)
+  for ax, (task, (workdirs, chosen)) in zip(axes[0], sorted(curves.items())):
+    for w in workdirs:
+      records = selection.read_records(w)
+      epochs = [r["epoch"] for r in records]
+      bold = str(w) == str(chosen)
+      ax.plot(epochs, [100 * (1 - r["train_accuracy"]) for r in records],
+              color="C0" if bold else "0.7", linewidth=2 if bold else 0.8,
+              zorder=3 if bold else 1)
+      if bold and "val_accuracy" in records[-1]:
+        ax.plot(epochs, [100 * (1 - r["val_accuracy"]) for r in records],
+                "C1--", linewidth=1, zorder=2)
+    ax.set(title=f"task {task}: {len(workdirs)} seed(s)", xlabel="epoch",
+           ylim=(0, 100))
+  axes[0, 0].set_ylabel("train error (%); chosen: val dashed")
+  experiment.save_figure(fig, path)
+
+
 def main(_):
   out = pathlib.Path(_OUT.value)
   data_dir = _DATA_DIR.value or babi.default_babi_dir()
@@ -130,7 +155,7 @@ def main(_):
     tasks = [int(t) for t in _TASKS.value]
   if not tasks:
     babi.find_task_files(data_dir, 1, _SIZE.value)  # Raises: where it looked.
-  rows, summaries = [], []
+  rows, summaries, curves = [], [], {}
   for model in _MODELS.value:
     label = model + (f" paper, LS {_LS.value}" if _PAPER.value
                      and model == "memn2n" else "")
@@ -141,6 +166,8 @@ def main(_):
       last = selection.read_records(chosen["workdir"])[-1]
       done.append({"run": label, "task": task, "model": model,
                    "test_error": 100 * (1 - last["test_accuracy"]), **chosen})
+      if len(workdirs) > 1 or done[-1]["test_error"] > FAILED:
+        curves[(model, task)] = (workdirs, chosen["workdir"])
     rows += done
     summaries.append(_summary(done, label, False))
     if _JOINT.value:
@@ -160,6 +187,10 @@ def main(_):
   with (out / "babi.md").open("a") as f:
     f.write("\n" + "\n".join(summaries) + "\n")
   plot(rows, out / "babi.png")
+  for model in _MODELS.value:
+    mine = {t: c for (m, t), c in curves.items() if m == model}
+    if mine:
+      plot_curves(mine, out / f"babi_curves_{model}.png")
   print(table + "\n\n" + "\n".join(summaries))
 
 

@@ -151,6 +151,9 @@ def test_babi(tmp_path):
   assert rows[1]["test_error"] == pytest.approx(100 * (1 - per_task["1"]))
   assert "failed" in (tmp_path / "babi.md").read_text()
   assert (tmp_path / "babi.png").stat().st_size > 0
+  # Curves of the tasks that failed (one seed each here).
+  assert (tmp_path / "babi_curves_memn2n.png").exists() == (
+      rows[0]["test_error"] > 5)
 
 
 def test_search(tmp_path):
