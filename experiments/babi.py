@@ -65,6 +65,9 @@ def _runs(model: str, task, out: pathlib.Path) -> list[pathlib.Path]:
                  "input.babi_size": _SIZE.value, "seed": seed}
     if _SIZE.value == "1k" and _PAPER.value:
       overrides["input.val_size"] = 100  # 10% of 1k, as of 10k.
+    if _SIZE.value == "10k" and _PAPER.value and task == "all":
+      # The paper's joint schedule at 10k: 20 epochs, halved every 5.
+      overrides.update({"num_epochs": 20, "optimizer.decay_every_epochs": 5})
     arg = f"model={model},task={task}"
     if _PAPER.value and model == "memn2n":
       arg += ",paper" + (",ls=epochs" if _LS.value == "epochs" else "")

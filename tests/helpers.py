@@ -1,6 +1,7 @@
 """Shared test utilities: configs, a tiny model, subprocess runs of main."""
 import os
 import pathlib
+import re
 import subprocess
 
 import jax
@@ -51,12 +52,20 @@ def main_command(workdir, overrides: dict, config="configs/supervised.py:quick")
   return experiment.main_command(config, workdir, overrides)
 
 
+def cpu_devices(n: int) -> dict:
+  """Environment for a subprocess with `n` CPU devices and the suite's other
+  XLA flags (tests/conftest.py)."""
+  flags = re.sub(r"--xla_force_host_platform_device_count=\d+\s*", "",
+                 os.environ.get("XLA_FLAGS", ""))
+  return {**os.environ, "XLA_FLAGS":
+          f"--xla_force_host_platform_device_count={n} {flags}".strip()}
+
+
 def run_main(workdir, overrides: dict, env=None, timeout=300, **kwargs):
   """main in a subprocess; on one CPU device unless `env` says otherwise
   (as on a laptop, and its programs compile faster than 4 devices')."""
-  one_device = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   return subprocess.run(main_command(workdir, overrides), cwd=ROOT,
-                        env={**os.environ, **one_device, **(env or {})},
+                        env={**cpu_devices(1), **(env or {})},
                         timeout=timeout, capture_output=True, text=True,
                         **kwargs)
 

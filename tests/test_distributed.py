@@ -1,5 +1,4 @@
 """Two local processes with jax.distributed equal one process (loopback)."""
-import os
 import socket
 import subprocess
 
@@ -27,8 +26,7 @@ def _params(workdir):
 def single(tmp_path_factory):
   """The reference: one process with two devices, the device path."""
   workdir = tmp_path_factory.mktemp("single")
-  two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  result = helpers.run_main(workdir, OVERRIDES, env=two_devices)
+  result = helpers.run_main(workdir, OVERRIDES, env=helpers.cpu_devices(2))
   assert result.returncode == 0, result.stderr[-3000:]
   return _params(workdir)
 
@@ -36,14 +34,13 @@ def single(tmp_path_factory):
 @pytest.mark.parametrize("pipeline", ["device", "stream"])
 def test_two_processes_equal_one_process(tmp_path, pipeline, single):
   """With 'stream', each process reads only its own half of every batch."""
-  one_device = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
   coordinator = f"127.0.0.1:{_free_port()}"
   procs = [subprocess.Popen(
       helpers.main_command(tmp_path / "multi",
                            {**OVERRIDES, "input.pipeline": pipeline}) + [
           f"--coordinator_address={coordinator}", "--num_processes=2",
           f"--process_id={i}"],
-      cwd=helpers.ROOT, env={**os.environ, **one_device},
+      cwd=helpers.ROOT, env=helpers.cpu_devices(1),
       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
   try:

@@ -1,7 +1,6 @@
 """Each experiment command's quick variant runs end to end and writes its
 tables (the full runs are recorded in experiments/README.md)."""
 import json
-import os
 import subprocess
 import sys
 
@@ -20,8 +19,7 @@ def _run(script, tmp_path, *flags, timeout=600):
       [sys.executable, f"experiments/{script}", "--quick",
        f"--out={tmp_path}", *flags], cwd=ROOT, capture_output=True,
       text=True, timeout=timeout,
-      env={**os.environ,
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+      env=helpers.cpu_devices(1))
   assert result.returncode == 0, result.stderr[-3000:]
   return result
 
@@ -198,7 +196,7 @@ def test_frozen_features(tmp_path):
       helpers.main_command(tmp_path / "pre", tiny,
                            config="configs/pretrain.py:quick"),
       cwd=ROOT, capture_output=True, text=True, timeout=300,
-      env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+      env=helpers.cpu_devices(1))
   assert pre.returncode == 0, pre.stderr[-3000:]
   _run("frozen_features.py", tmp_path, f"--init_from={tmp_path / 'pre'}",
        "--levels=block2", "--labels_per_class=5")
