@@ -42,6 +42,8 @@ _LS = flags.DEFINE_enum("ls", "val_loss", ["val_loss", "epochs"],
                         "paper's text) or after 20 epochs (the authors' code).")
 _JOINT = flags.DEFINE_bool("joint", False, "Also one model on all tasks.")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Runs per task; one is reported.")
+_JOINT_SEEDS = flags.DEFINE_integer("joint_seeds", 1, "Runs of the joint "
+                                    "model (each as long as all tasks').")
 _RESEED_ABOVE = flags.DEFINE_float(
     "reseed_above", 0., "Train seeds 1..N-1 of a task only if seed 0's "
     "training error (%) is above this (0: always). Decided on training "
@@ -60,7 +62,7 @@ def _runs(model: str, task, out: pathlib.Path) -> list[pathlib.Path]:
   """Trains the seeds of one (model, task); returns their workdirs."""
   workdirs = []
   name = "joint" if task == "all" else f"task{task}"
-  for seed in range(_SEEDS.value):
+  for seed in range(_JOINT_SEEDS.value if task == "all" else _SEEDS.value):
     overrides = {"input.data_dir": _DATA_DIR.value,
                  "input.babi_size": _SIZE.value, "seed": seed}
     if _SIZE.value == "1k" and _PAPER.value:
