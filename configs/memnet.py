@@ -56,6 +56,13 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model.hops = 3  # Memory hops K.
     c.model.weight_tying = "adjacent"  # 'adjacent' or 'layerwise'.
     c.model.position_encoding = True  # PE sentence representation.
+    # PE weights: 'paper' (Sec. 4.1, J = each sentence's length) or
+    # 'matlab' (the authors' code: J = the padded length, ~2x the paper's).
+    c.model.position_formula = "paper"
+    # False: empty memory slots are zero memories in the attention softmax
+    # (the authors' code); True: they are left out of it.
+    c.model.mask_empty_memories = True
+    c.model.tie_output = True  # Adjacent tying: W^T = C^K; False: its own W.
     c.model.temporal_encoding = True  # TE: learned recency embeddings.
     c.model.random_empty_memories = 0.1  # RN: empty-memory insertion rate.
     c.model.linear_start = False  # LS: no memory softmax (paper's LS phase).

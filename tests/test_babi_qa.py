@@ -45,35 +45,48 @@ def _records(workdir):
   return [json.loads(l) for l in (workdir / "metrics.jsonl").open()]
 
 
-def _encode_numpy(e, ids, pe):
-  """Sentence vectors word by word: sum_j l_j * e[w_j], with the paper's
-  l_kj = (1 - j/J) - (k/d)(1 - 2j/J) (PE) or l = 1 (bag of words)."""
+def _encode_numpy(e, ids, pe, span=0):
+  """Sentence vectors word by word: sum_j l_kj * e[w_j], with the paper's
+  l_kj = (1 - j/J) - (k/d)(1 - 2j/J), J = the sentence's length (pe='paper'),
+  the authors' code's 1 + 4(k - (d+1)/2)(j - (J+1)/2)/(dJ), J = span
+  ('matlab'), or l = 1 (pe=None: bag of words)."""
   out = np.zeros(ids.shape[:-1] + e.shape[-1:])
-  k = np.arange(1, e.shape[-1] + 1) / e.shape[-1]
+  d = e.shape[-1]
+  k = np.arange(1, d + 1)
   for i in np.ndindex(ids.shape[:-1]):
     words = [w for w in ids[i] if w]
     for j, w in enumerate(words, 1):
       big_j = len(words)
-      out[i] += ((1 - j / big_j) - k * (1 - 2 * j / big_j) if pe else 1) * e[w]
+      if pe == "paper":
+        weight = (1 - j / big_j) - k / d * (1 - 2 * j / big_j)
+      elif pe == "matlab":
+        weight = 1 + 4 * (k - (d + 1) / 2) * (j - (span + 1) / 2) / (d * span)
+      else:
+        weight = 1
+      out[i] += weight * e[w]
   return out
 
 
-@pytest.mark.parametrize("pe", [False, True])
+# Memory 0 empty (padding), memory 1 one word, memory 2 three.
+_X = {"sentences": np.array([[[0, 0, 0], [0, 3, 0], [1, 5, 2]]], np.int32),
+      "query": np.array([[2, 4, 0]], np.int32)}
+
+
+@pytest.mark.parametrize("pe", [None, "paper", "matlab"])
 def test_linear_start_hop_matches_numpy(pe):
   """Two hops of adjacent MemN2N without the softmax (TE, PE or not)."""
   vocab, length, memories, dim, hops = 6, 3, 3, 4, 2
   model = memnet.MemN2N(vocab, length, memories, embed_dim=dim, hops=hops,
-                        position_encoding=pe, linear_start=True)
-  # Memory 0 empty (padding), memory 1 one word, memory 2 three.
-  x = {"sentences": np.array([[[0, 0, 0], [0, 3, 0], [1, 5, 2]]], np.int32),
-       "query": np.array([[2, 4, 0]], np.int32)}
+                        position_encoding=pe is not None,
+                        position_formula=pe or "paper", linear_start=True)
+  x = _X
   params = model.init(jax.random.key(0), x)["params"]
   logits, out = model.apply({"params": params}, x)
 
   embeds = [np.asarray(params[f"embeds_{k}"]["embedding"])
             for k in range(hops + 1)]
   temporal = [np.asarray(params[f"temporal_{k}"]) for k in range(hops + 1)]
-  bag = lambda e, ids: _encode_numpy(e, ids, pe)
+  bag = lambda e, ids: _encode_numpy(e, ids, pe, span=length)
   recency = np.arange(memories)[::-1]  # 0 = the latest sentence.
   valid = (x["sentences"][0] != 0).any(-1)
   u = bag(embeds[0], x["query"][0])  # B = A^1.
@@ -86,6 +99,27 @@ def test_linear_start_hop_matches_numpy(pe):
     u = u + p @ c
   np.testing.assert_allclose(logits[0], embeds[hops] @ u, rtol=1e-5,
                              atol=1e-7)  # W^T = C^K.
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_softmax_hop_and_empty_memories_match_numpy(mask):
+  """One hop with the softmax: empty slots left out (mask) or zero memories
+  with score 0 (the authors' code); bag of words, no TE."""
+  model = memnet.MemN2N(6, 3, 3, embed_dim=4, hops=1, position_encoding=False,
+                        temporal_encoding=False, mask_empty_memories=mask)
+  params = model.init(jax.random.key(0), _X)["params"]
+  params = jax.tree.map(lambda a: 10 * a, params)  # A peaked softmax.
+  logits, out = model.apply({"params": params}, _X)
+  a, c = (np.asarray(params[f"embeds_{k}"]["embedding"]) for k in (0, 1))
+  bag = lambda e, ids: _encode_numpy(e, ids, None)
+  u = bag(a, _X["query"][0])
+  scores = bag(a, _X["sentences"][0]) @ u  # 0 for the empty slot.
+  p = np.exp(scores - scores.max()) * (np.array([0, 1, 1]) if mask else 1)
+  p /= p.sum()
+  np.testing.assert_allclose(out["attention"][0, 0], p, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(
+      logits[0], c @ (u + p @ bag(c, _X["sentences"][0])), rtol=1e-5,
+      atol=1e-5)
 
 
 def _history(val_losses, other=0.):

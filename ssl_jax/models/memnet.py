@@ -95,19 +95,32 @@ class MemNetKeras(nn.Module):
     return logits, {"attention": match, "pre_logits": h}
 
 
-def position_weights(ids: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(a, b) with the PE weight l_kj = a_j + (k/d) b_j, per word (Sec. 4.1).
+def position_weights(ids: jax.Array, dim: int, formula: str = "paper",
+                     span: int = 0) -> tuple[jax.Array, jax.Array]:
+  """(a, b) with the PE weight l_kj = a_j + (k/d) b_j, per word.
 
-  Sukhbaatar et al.'s l_kj = (1 - j/J) - (k/d)(1 - 2j/J), where J is each
-  sentence's own word count and j its 1-based word position, so the weights
-  do not depend on how sentences are padded; padding gets weight 0.
-  Splitting l into a word part and a k/d part lets a sentence vector be two
-  vocabulary-sized bags times the embedding (see `MemN2N._encode`).
+  j is a word's 1-based position counted from the sentence's first word, so
+  the weights do not depend on which side sentences are padded; padding
+  gets weight 0. `formula`:
+    'paper': Sukhbaatar et al.'s Sec. 4.1, l_kj = (1 - j/J) - (k/d)(1 -
+      2j/J), J = the sentence's own word count;
+    'matlab': the authors' MemN2N-babi-matlab code, l_kj = 1 + 4(k - (d+1)/2)
+      (j - (J+1)/2) / (dJ), J = `span` (the padded length) for every
+      sentence: about twice the paper's weights, 1 in the middle dimension.
+  The split into a word part and a k/d part lets a sentence vector be two
+  vocabulary-sized bags times the embedding (`MemN2N._encode`).
   """
   mask = (ids != 0).astype(jnp.float32)
   j = jnp.cumsum(mask, axis=-1)
-  length = jnp.maximum(mask.sum(-1, keepdims=True), 1.)
-  return (1 - j / length) * mask, (2 * j / length - 1) * mask
+  if formula == "paper":
+    length = jnp.maximum(mask.sum(-1, keepdims=True), 1.)
+    return (1 - j / length) * mask, (2 * j / length - 1) * mask
+  if formula != "matlab":
+    raise ValueError(f"PE formula must be 'paper' or 'matlab', got "
+                     f"{formula!r}.")
+  # 1 + 4(k - (d+1)/2)(j - (J+1)/2)/(dJ), split as a_j + (k/d) b_j.
+  centred = (j - (span + 1) / 2) / span
+  return (1 - 2 * (dim + 1) / dim * centred) * mask, 4 * centred * mask
 
 
 class MemN2N(nn.Module):
@@ -115,14 +128,19 @@ class MemN2N(nn.Module):
 
   Memories are the story sentences `x['sentences']` (B, M, S), in story order
   with the most recent in the last slot (as `load_babi` lays them out); slots
-  whose sentence is all padding are masked out of the attention.
+  whose sentence is all padding are empty.
 
   Options, each a field:
     weight_tying: 'adjacent' (A^{k+1} = C^k, B = A^1, and W^T = C^K when
       `tie_output`, else a separate W) or 'layerwise' (A^k = A, C^k = C, a
       separate B and W, and u^{k+1} = H u^k + o^k).
     position_encoding: sentence and query vectors weight each word embedding
-      by l_j (see `position_encoding`); else bag of words.
+      by l_j (see `position_weights`); else bag of words.
+    position_formula: PE's 'paper' or 'matlab' weights (`position_weights`;
+      the latter with J = max(S, query length)).
+    mask_empty_memories: True: empty slots are out of the attention; False:
+      each is a memory of zeros, in the softmax with score 0 (the authors'
+      code), so attention can go to "nothing".
     temporal_encoding: adds T_A(i) / T_C(i) to memory i, indexed by recency
       (0 = the latest sentence), and tied across hops like A and C.
     linear_start: no softmax in the memory layers (the paper's LS; training
@@ -143,6 +161,8 @@ class MemN2N(nn.Module):
   weight_tying: str = "adjacent"
   tie_output: bool = True
   position_encoding: bool = True
+  position_formula: str = "paper"
+  mask_empty_memories: bool = True
   temporal_encoding: bool = True
   linear_start: bool = False
   random_empty_memories: float = 0.1
@@ -174,7 +194,7 @@ class MemN2N(nn.Module):
     if not (self.weight_tying == "adjacent" and self.tie_output):
       self.w = nn.Dense(self.vocab_size, use_bias=False, kernel_init=init)
 
-  def _bags(self, ids):
+  def _bags(self, ids, span):
     """Word-weight vectors over the vocabulary, (..., V) each: a sentence's
     encoding is `bag @ E` (+ k/d * `bag_k @ E` with PE). Each table is then
     read by one matmul per batch, and its gradient is a matmul, not a
@@ -188,7 +208,8 @@ class MemN2N(nn.Module):
       return out.reshape(ids.shape[:-1] + (self.vocab_size,))
 
     if self.position_encoding:
-      a, b = position_weights(ids)
+      a, b = position_weights(ids, self.embed_dim, self.position_formula,
+                              span)
       return bag(a), bag(b)
     return bag((ids != 0).astype(jnp.float32)), None
 
@@ -218,8 +239,9 @@ class MemN2N(nn.Module):
       inserted_after = jnp.cumsum(empties[:, ::-1], axis=1)[:, ::-1]
       recency = jnp.minimum(recency + inserted_after, num_memories - 1)
 
-    u = self._encode(self._bags(query), self.b_index)  # (B, D)
-    bags = self._bags(sentences)
+    span = max(self.sentence_maxlen, query.shape[-1])
+    u = self._encode(self._bags(query, span), self.b_index)  # (B, D)
+    bags = self._bags(sentences, span)
     # Adjacent tying reads each table as C^k and A^{k+1}: encode it once.
     encoded = {t: self._encode(bags, t)  # (B, M, D) each.
                for t in sorted({*self.a_index, *self.c_index})}
@@ -232,9 +254,12 @@ class MemN2N(nn.Module):
       scores = jnp.einsum("bmd,bd->bm", m, u)
       if self.linear_start:
         p = jnp.where(valid, scores, 0.)
-      else:
+      elif self.mask_empty_memories:
         # Multiplying by `valid` zeroes a story with no memories at all.
         p = nn.softmax(jnp.where(valid, scores, -1e30), axis=-1) * valid
+      else:  # Empty slots: m = c = 0, so score 0 and nothing to read.
+        p = nn.softmax(jnp.where(valid, scores, 0.), axis=-1)
+        c = jnp.where(valid[..., None], c, 0.)
       attention.append(p)
       o = jnp.einsum("bm,bmd->bd", p, c)
       u = (self.h(u) if self.weight_tying == "layerwise" else u) + o
