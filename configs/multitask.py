@@ -19,12 +19,26 @@ import ml_collections
 
 from ssl_jax import config_files
 from ssl_jax import models
-from ssl_jax import pretext
+from ssl_jax import plugins
+
+
+def pretext_key(name: str) -> str:
+  """A pretext's key in config.pretext: its short name, or an import path's
+  last part ('my_lab.context' -> 'context')."""
+  return name.replace(":", ".").rsplit(".", 1)[-1]
+
+
+def pretext_config(name: str) -> ml_collections.ConfigDict:
+  """The fields of pretext `name` (a short name or an import path)."""
+  c = plugins.load("pretext", name, "pretext=").get_config()
+  c.name = name  # The plug-in: a built-in's short name or an import path.
+  return c
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated backbone=NAME (a model from ssl_jax.models),
-  pretext=NAME[+NAME...] (from ssl_jax.pretext; default rotation; 'none':
+  pretext=NAME[+NAME...] (built-ins of ssl_jax.pretext or import paths of
+  modules of your own; default rotation; 'none':
   the class head alone, on labeled images only), quick (a smoke run), demo
   (`make run`'s budget: ~5 minutes on a 2-core laptop)."""
   args = config_files.parse_arg(arg, {"backbone", "pretext", "quick", "demo"})
@@ -60,11 +74,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.self_training.teacher = ""  # Workdir of a trained image run; '' = off.
   c.self_training.threshold = 0.95  # Top class probability to keep a guess.
 
-  # Pretext tasks by name, each with its weight w_k and fields.
+  # Pretext tasks, each under its key with its weight w_k and fields.
   names = args.get("pretext", "rotation")
-  c.pretext = ml_collections.ConfigDict({
-      name: pretext.get(name).get_config()
-      for name in ([] if names == "none" else names.split("+"))})
+  c.pretext = ml_collections.ConfigDict()
+  for name in [] if names == "none" else names.split("+"):
+    c.pretext[pretext_key(name)] = pretext_config(name)
   if not c.pretext:  # Nothing reads unlabeled images.
     c.input.unlabeled_batch_size = 0
 

@@ -29,17 +29,17 @@ import optax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from ssl_jax import feeds
+from ssl_jax.data import feeds
 from ssl_jax import losses
-from ssl_jax import parallel
-from ssl_jax import train
+from ssl_jax.train import parallel
+from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
 from ssl_jax.models.heads import HeadSpec
 from ssl_jax.pretext import rotation
 from ssl_jax.tasks import Task
 from ssl_jax.tasks import classification
 from ssl_jax.tasks import pretext_mix
-from ssl_jax.tools import keras_models
+from ssl_jax.models import keras_reference
 
 _OUT = flags.DEFINE_string("out", "runs/bench", "Where bench.json/.md go.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per side.")
@@ -97,17 +97,17 @@ def side_by_side(ours, keras, repeats: int) -> tuple[list, list]:
 class OurTrainLoop:
   """`steps` real training-loop steps: a batch from the feed `main` would
   use for `pipeline` (gathered on the device, or streamed from the host),
-  then the jitted `train.train_step` (the same Runner `main` uses)."""
+  then the jitted `step_lib.train_step` (the same Runner `main` uses)."""
 
   def __init__(self, model, task, data, batch_size, steps, sample,
                pipeline="device"):
     self.runner = parallel.Runner(
         "jit", parallel.make_mesh(),
-        functools.partial(train.train_step, task=task),
-        functools.partial(train.eval_step, task=task))
+        functools.partial(step_lib.train_step, task=task),
+        functools.partial(step_lib.eval_step, task=task))
     # Placed as `main` places it, so the first step does not recompile.
     self.state = jax.device_put(
-        train.create_train_state(jax.random.key(0), model, optax.adam(1e-3),
+        step_lib.create_train_state(jax.random.key(0), model, optax.adam(1e-3),
                                  sample), parallel.replicated(self.runner.mesh))
     self.feed = (feeds.DeviceFeed(self.runner, {"train": data})
                  if pipeline == "device" else
@@ -193,7 +193,7 @@ def core_cnn(batch_size: int, steps: int, dtype: str = "float32"):
   keras.mixed_precision.set_global_policy(
       "mixed_bfloat16" if dtype == "bfloat16" else "float32")
   try:
-    km = keras_models.core_cnn(heads=(10, 4))
+    km = keras_reference.core_cnn(heads=(10, 4))
   finally:
     keras.mixed_precision.set_global_policy("float32")
   km.compile(optimizer="adam", loss=[_keras_ce(), _keras_ce()])
@@ -233,7 +233,7 @@ def memnet(batch_size: int, steps: int):
   sample = {k: data[k][:1] for k in ("story", "query")}
   ours = OurTrainLoop(model, Task(inputs, classification.loss), data,
                       batch_size, steps, sample)
-  km, _ = keras_models.memnet(vocab, story_len, query_len)
+  km, _ = keras_reference.memnet(vocab, story_len, query_len)
   km.compile(optimizer="adam", loss=_keras_ce(from_logits=False))
   keras = lambda: km.fit([data["story"], data["query"]], data["label"],
                          batch_size=batch_size, epochs=1, shuffle=False,
@@ -285,7 +285,7 @@ def rotation_epoch(images: np.ndarray, batch_size: int):
   ours = OurTrainLoop(model, task, {"image": images}, batch_size,
                       n // batch_size, images[:1])
 
-  km = keras_models.core_cnn(heads=(4,))
+  km = keras_reference.core_cnn(heads=(4,))
   km.compile(optimizer="adam", loss=_keras_ce())
   rng = np.random.default_rng(0)
 

@@ -9,7 +9,7 @@ import argparse
 import jax
 import numpy as np
 
-from ssl_jax import norms
+from ssl_jax.models import norms
 
 
 def numpy_norm(x, axis, eps):

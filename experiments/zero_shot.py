@@ -27,7 +27,7 @@ from ssl_jax.data import imagenet_cifar10
 from ssl_jax.data import registry
 from ssl_jax.models.efficientnet import EfficientNet
 from ssl_jax.tasks import classification
-from ssl_jax.tools import convert_torch
+from ssl_jax.models import torch_weights
 
 # 'none': pixels / 255 only.
 STATS = {**classification.PRETRAINED_STATS, "none": (None, None)}
@@ -97,8 +97,8 @@ def main():
   start = time.time()
   images, labels = read_test_set(args.data_dir)
   images, labels = images[:args.num_images], labels[:args.num_images]
-  pth = args.pth or convert_torch.package_file("efficientnet_lite0")
-  variables = convert_torch.load_pth(pth, args.variant, include_top=True)
+  pth = args.pth or torch_weights.package_file("efficientnet_lite0")
+  variables = torch_weights.load_pth(pth, args.variant, include_top=True)
   probs = imagenet_probs(variables, images, variant=args.variant,
                          stats=args.stats, bgr=args.bgr,
                          bn_epsilon=args.bn_epsilon,

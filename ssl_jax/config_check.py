@@ -7,12 +7,7 @@ Every broken field is reported, one line each: field, value, what is allowed.
 import math
 import re
 
-from ssl_jax import models
-from ssl_jax import norms
-from ssl_jax import optim
-from ssl_jax import pretext
-from ssl_jax import tasks
-from ssl_jax.data import registry
+from ssl_jax import plugins
 
 # (regex on the dotted path, test, what is allowed).
 _POSITIVE = (lambda v: isinstance(v, int) and v > 0, "an integer > 0")
@@ -40,23 +35,26 @@ _RULES = [
 ]
 
 
-def _choices(config) -> dict[str, tuple[str, ...]]:
-  """Allowed values of the string fields, from the registries themselves."""
-  return {
-      r"^task$": tuple(tasks.names()),
-      r"^parallel$": ("jit", "pmap"),
-      r"^optimizer\.name$": tuple(optim.names()),
-      r"^optimizer\.schedule$": ("constant", "cosine", "step"),
-      r"^linear_start$": ("off", "val_loss", "epochs"),
-      r"^model\.(name|backbone)$": tuple(models.names()),
-      r"(^|\.)norm$": norms.KINDS,
-      r"(^|\.)dtype$": ("float32", "bfloat16"),
-      r"^input\.source$": ("auto", "files", "tfds"),
-      r"^input\.pipeline$": ("auto", "device", "stream"),
-      r"^input\.standardize_stats$": ("data", "imagenet", "lite"),
-      **({r"^input\.name$": tuple(registry.DATASETS)}
-         if config.get("task") != "babi_qa" else {}),
-  }
+# Allowed values of string fields.
+_CHOICES = {
+    r"^parallel$": ("jit", "pmap"),
+    r"^linear_start$": ("off", "val_loss", "epochs"),
+    r"(^|\.)dtype$": ("float32", "bfloat16"),
+    r"^input\.source$": ("auto", "files", "tfds"),
+    r"^input\.pipeline$": ("auto", "device", "stream"),
+    r"^input\.standardize_stats$": ("data", "imagenet", "lite"),
+}
+
+
+def _plugins(config) -> dict[str, str]:
+  """Fields that name a plug-in (ssl_jax/plugins.py) -> its kind."""
+  out = {r"^task$": "task", r"^optimizer\.name$": "optimizer",
+         r"^optimizer\.schedule$": "schedule",
+         r"^model\.(name|backbone)$": "model", r"(^|\.)norm$": "norm",
+         r"^pretext\.[^.]+\.name$": "pretext"}
+  if config.get("task") != "babi_qa":  # bAbI's names are its own.
+    out[r"^input\.name$"] = "dataset"
+  return out
 
 
 def _leaves(node, prefix=""):
@@ -71,7 +69,7 @@ def _leaves(node, prefix=""):
 def problems(config) -> list[str]:
   """One line per field whose value is not allowed."""
   out = []
-  choices = _choices(config)
+  kinds = _plugins(config)
   for path, value in _leaves(config):
     if isinstance(value, float) and not math.isfinite(value):
       out.append(f"{path}={value!r}: must be a finite number.")
@@ -81,14 +79,14 @@ def problems(config) -> list[str]:
                                                              type(None))):
         if not ok(value):
           out.append(f"{path}={value!r}: must be {allowed}.")
-    for pattern, allowed in choices.items():
+    for pattern, allowed in _CHOICES.items():
       if re.search(pattern, path) and value not in allowed:
         out.append(f"{path}={value!r}: must be one of {', '.join(allowed)}.")
-  if "pretext" in config:
-    unknown = sorted(set(config.pretext) - set(pretext.names()))
-    if unknown:
-      out.append(f"pretext.{unknown[0]}: unknown pretext task; known: "
-                 f"{', '.join(pretext.names())}.")
+    for pattern, kind in kinds.items():
+      if re.search(pattern, path) and isinstance(value, str):
+        error = plugins.check(kind, value, path)
+        if error:
+          out.append(error)
   return out
 
 

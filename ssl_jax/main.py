@@ -12,17 +12,17 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from ssl_jax import feature_eval
-from ssl_jax import parallel
-from ssl_jax import reporting
-from ssl_jax import train
-from ssl_jax import workdir
+from ssl_jax.evals import frozen_features
+from ssl_jax.train import parallel
+from ssl_jax.train import reporting
+from ssl_jax.train import loop
+from ssl_jax.train import workdir as workdir_lib
 
 # The exit status of a run stopped by SIGTERM after saving its state (128 +
 # SIGTERM, as a shell reports a terminated process): requeue and rerun.
 PREEMPTED_EXIT = 143
 # Failures of the input, not of the code: one line, no traceback.
-_EXPECTED = (ValueError, FileNotFoundError, FloatingPointError, workdir.Busy)
+_EXPECTED = (ValueError, FileNotFoundError, FloatingPointError, workdir_lib.Busy)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for this run.")
 config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -89,10 +89,10 @@ def main(argv):
                jax.process_count(), jax.devices())
   try:
     config = flags.FLAGS.config
-    run = (feature_eval.train_and_evaluate if config.get("cache_features")
-           else train.train_and_evaluate)
+    run = (frozen_features.train_and_evaluate if config.get("cache_features")
+           else loop.train_and_evaluate)
     run(config, _WORKDIR.value)
-  except train.Preempted as e:
+  except loop.Preempted as e:
     logging.warning("%s", e)
     sys.exit(PREEMPTED_EXIT)
   except _EXPECTED as e:

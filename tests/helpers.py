@@ -7,7 +7,7 @@ import subprocess
 import jax
 import numpy as np
 
-from ssl_jax import parallel
+from ssl_jax.train import parallel
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_DIR = ROOT.parent / "shared" / "data" / "cifar10"
@@ -77,7 +77,7 @@ def untimed(record: dict) -> dict:
 
 def read_checkpoint(workdir, step=None):
   from ssl_jax import checkpointing  # pylint: disable=g-import-not-at-top
-  return checkpointing.read(pathlib.Path(workdir) / "checkpoints", step)
+  return checkpoints.read(pathlib.Path(workdir) / "checkpoints", step)
 
 
 def run_steps(runner, state, data, steps=3):

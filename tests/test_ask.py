@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssl_jax import checkpointing
+from ssl_jax.train import checkpoints
 from ssl_jax import models
 from ssl_jax.data import babi
 from ssl_jax.tasks import babi_qa
@@ -75,7 +75,7 @@ def workdir(tmp_path_factory):
   (root / "config.json").write_text(config.to_json())
   data = babi_qa.load(config)
   _, params = _model("memn2n", data, hops=2)
-  checkpointing.write(root / "checkpoints", {"state": {"params": params}})
+  checkpoints.write(root / "checkpoints", {"state": {"params": params}})
   return root
 
 

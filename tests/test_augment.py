@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ssl_jax import augment
+from ssl_jax.data import augment
 
 _affine = jax.jit(augment.affine)
 _SEEDS_SETTINGS = dict(max_degrees=30.0, max_shift=0.2,

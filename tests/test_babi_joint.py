@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from ssl_jax import train
+from ssl_jax.train import loop
 from ssl_jax.data import babi
 from ssl_jax.tasks import babi_qa
 
@@ -80,7 +80,7 @@ def test_joint_run_reports_each_task(release, tmp_path):
       "input.data_dir": str(release), "input.babi_size": "1k",
       "input.eval_batch_size": 4, "input.batch_size": 4, "num_epochs": 2,
       "steps_per_epoch": 3, "input.val_size": 2})
-  last = train.train_and_evaluate(config, str(tmp_path))
+  last = loop.train_and_evaluate(config, str(tmp_path))
   per_task = json.loads((tmp_path / "per_task_test.json").read_text())
   assert sorted(per_task) == ["1", "2"]
   # Six test questions per task: the mean of the two is the whole test set's.

@@ -11,8 +11,8 @@ from lib import selection
 from ssl_jax.data import babi
 from ssl_jax.tools import ask
 from ssl_jax import config_check
-from ssl_jax import optim
-from ssl_jax import train
+from ssl_jax.train import optim
+from ssl_jax.train import loop
 from ssl_jax.models import memnet
 from ssl_jax.tasks import Phase
 from ssl_jax.tasks import babi_qa
@@ -37,7 +37,7 @@ def workdir(tmp_path_factory):
   config.optimizer.schedule = "step"
   config.optimizer.decay_every_epochs = 1
   config.optimizer.decay_factor = 1e-30
-  train.train_and_evaluate(config, workdir)
+  loop.train_and_evaluate(config, workdir)
   return workdir
 
 

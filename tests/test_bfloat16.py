@@ -18,7 +18,7 @@ import optax
 import pytest
 
 from ssl_jax import config_check
-from ssl_jax import train
+from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
 from ssl_jax.models import layers
 from ssl_jax.models.heads import HeadSpec
@@ -65,14 +65,14 @@ def _runs(steps: int = 5):
                                   **TINY)
   tx = optax.sgd(LEARNING_RATE, momentum=0.9)
   sample = task.inputs(jax.tree.map(lambda a: a[:1], data), None, False)
-  state32 = jax.jit(lambda r, x: train.create_train_state(
+  state32 = jax.jit(lambda r, x: step_lib.create_train_state(
       r, model("float32"), tx, x))(jax.random.key(1), sample)
   # The same state (float32 parameters, momentum, statistics), bfloat16
   # compute: only apply_fn differs.
   apply16 = model("bfloat16").apply  # One object: no retrace per step.
   bf16 = lambda s: s.replace(apply_fn=apply16)
   state16 = bf16(state32)
-  step = jax.jit(functools.partial(train.train_step, task=task))
+  step = jax.jit(functools.partial(step_lib.train_step, task=task))
   rng = jax.random.key(0)
   f32, one_step, alone = [(state32, None)], [], [(state16, None)]
   for _ in range(steps):
@@ -140,16 +140,16 @@ def test_multihead_passes_dtype_to_backbone_and_heads():
   the layers' outputs, traced (jax.eval_shape) rather than compiled."""
   config = helpers.load_config("multitask", "quick")
   assert config.model.dtype == "float32"
-  task, heads = pretext_mix.make(config, MEAN, STD, (32, 32, 3), 10)
+  task, heads = pretext_mix.make(config, MEAN, STD, 10)
   data = {**_data(8), "labeled": np.ones(8, np.float32)}
   model = get_model("multihead", {"heads": heads}, dtype="bfloat16",
                     backbone_config=TINY, head_dropout_rate=0.0)
   sample = task.inputs(task.expand(jax.tree.map(lambda a: a[:2], data), None,
                                    False), None, False)
-  state = jax.eval_shape(lambda: train.create_train_state(
+  state = jax.eval_shape(lambda: step_lib.create_train_state(
       jax.random.key(1), model, optax.adam(1e-3), sample))
   state, metrics = jax.eval_shape(functools.partial(
-      train.train_step, task=task), state, data, jax.random.key(0))
+      step_lib.train_step, task=task), state, data, jax.random.key(0))
   assert metrics["loss"].dtype == jnp.float32
   assert _dtypes((state.params, state.opt_state, state.batch_stats)) == {
       "float32"}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from ssl_jax import class_report
+from ssl_jax.evals import class_report
 from ssl_jax.tasks import Task
 
 NAMES = ("cat", "dog", "bird", "fish", "never seen", "never predicted")

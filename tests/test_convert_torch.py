@@ -15,13 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax import checkpointing
-from ssl_jax import pretrained
+from ssl_jax.train import checkpoints
+from ssl_jax.train import pretrained
 from ssl_jax.data import cifar10
 from ssl_jax.data import imagenet_cifar10
 from ssl_jax.models.efficientnet import EfficientNet
 from ssl_jax.tasks import classification
-from ssl_jax.tools import convert_torch
+from ssl_jax.models import torch_weights
 
 import helpers
 import zero_shot
@@ -158,7 +158,7 @@ def test_reads_both_formats_exactly(fmt, tmp_path):
   path = tmp_path / f"x_{fmt}.pth"
   SAVERS[fmt](state, path)
   assert zipfile.is_zipfile(path) == (fmt == "zip")
-  got = convert_torch.read_state_dict(path)
+  got = torch_weights.read_state_dict(path)
   assert list(got) == list(expected)
   for name, want in expected.items():
     assert got[name].dtype == want.dtype and got[name].shape == want.shape
@@ -174,7 +174,7 @@ def test_refuses_other_classes(fmt, tmp_path):
   SAVERS[fmt]({}, path, data_pickle=evil)
   with pytest.raises(pickle.UnpicklingError, match=r"Refusing to load "
                      r"os\.system"):
-    convert_torch.read_state_dict(path)
+    torch_weights.read_state_dict(path)
   assert not marker.exists()
 
 
@@ -184,20 +184,20 @@ def test_refuses_tensors_outside_their_storage(tmp_path):
   save_zip({"w": Tensor(storage, 2, (2, 3), (3, 1))}, path)  # Needs 8.
   with pytest.raises(ValueError, match=r"w: reads 8 elements of storage 0, "
                      "which holds 6"):
-    convert_torch.read_state_dict(path)
+    torch_weights.read_state_dict(path)
 
 
 # --- The packaged EfficientNet-Lite0 weights --------------------------------
 
 @pytest.fixture(scope="module")
 def lite0_file():
-  return convert_torch.package_file("efficientnet_lite0")
+  return torch_weights.package_file("efficientnet_lite0")
 
 
 @needs_package
 def test_lite0_values_in_our_layout(lite0_file):
-  state = convert_torch.read_state_dict(lite0_file)
-  v = convert_torch.torch_to_flax(state, "lite0")
+  state = torch_weights.read_state_dict(lite0_file)
+  v = torch_weights.torch_to_flax(state, "lite0")
   p, s = v["params"], v["batch_stats"]
   eq = np.testing.assert_array_equal
   eq(p["stem_conv"]["kernel"],
@@ -216,12 +216,12 @@ def test_lite0_values_in_our_layout(lite0_file):
 
 @needs_package
 def test_mismatches_list_every_tensor(lite0_file):
-  state = convert_torch.read_state_dict(lite0_file)
+  state = torch_weights.read_state_dict(lite0_file)
   del state["_blocks.3._bn1.running_var"]
   state["_blocks.16._bn0.weight"] = np.ones(4, np.float32)  # No block 16.
   state["_conv_head.weight"] = state["_conv_head.weight"][:, :300]
   with pytest.raises(ValueError) as e:
-    convert_torch.torch_to_flax(state, "lite0")
+    torch_weights.torch_to_flax(state, "lite0")
   message = str(e.value)
   for part in ("without tensors (1): ['batch_stats/block3a/bn/var']",
                "without Flax variables (1): ['_blocks.16._bn0.weight (4,)']",
@@ -235,15 +235,15 @@ def test_package_init_from_and_cli(tmp_path):
   model = EfficientNet(variant="lite0", include_top=False)
   template = jax.eval_shape(lambda: model.init(
       jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False))
-  assert checkpointing.mismatches(variables, template) == []
+  assert checkpoints.mismatches(variables, template) == []
   # 4,652,008 less the 1280 x 1000 + 1000 classifier.
   assert sum(x.size for x in jax.tree.leaves(
       variables["params"])) == 3_371_008
 
-  convert_torch.main(["--package=efficientnet_lite0", "--no_top",
+  torch_weights.main(["--package=efficientnet_lite0", "--no_top",
                       f"--out={tmp_path / 'lite0'}"])
   saved = pretrained.load_variables(str(tmp_path / "lite0"))
-  assert checkpointing.mismatches(saved, variables) == []
+  assert checkpoints.mismatches(saved, variables) == []
   for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(variables)):
     np.testing.assert_array_equal(a, b)
 
@@ -273,7 +273,7 @@ def test_stem_statistics_show_the_expected_preprocessing(lite0_file,
   under the weights' own preprocessing: the stem outputs' statistics on
   real images (a NumPy convolution of the torch kernel) match them under
   (pixels - 127) / 128, not under the ImageNet mean/std or raw pixels."""
-  state = convert_torch.read_state_dict(lite0_file)
+  state = torch_weights.read_state_dict(lite0_file)
   w = state["_conv_stem.weight"].astype(np.float64)  # (32, 3, 3, 3) OIHW.
   mean, var = state["_bn0.running_mean"], state["_bn0.running_var"]
   live = var > 1e-6  # Dead channels have zero variance.
@@ -306,7 +306,7 @@ def test_zero_shot_cifar10(lite0_file, cifar_test):
   (52% on 1,000; chance is 10%), 39% with BGR or unnormalised inputs; the
   true class's mean log-probability is highest with the right inputs."""
   images, labels = cifar_test[0][:256], cifar_test[1][:256]
-  variables = convert_torch.load_pth(lite0_file)
+  variables = torch_weights.load_pth(lite0_file)
   membership = imagenet_cifar10.membership()
 
   def measure(**kwargs):

@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax import augment
-from ssl_jax import input_pipeline
+from ssl_jax.data import augment
+from ssl_jax.data import input_pipeline
 from ssl_jax.data import cifar10
 from ssl_jax.data import fashion_mnist
 from ssl_jax.data import image_datasets

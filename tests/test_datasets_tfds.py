@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from ssl_jax import config_files
-from ssl_jax import feeds
-from ssl_jax import input_pipeline
-from ssl_jax import train
+from ssl_jax.data import feeds
+from ssl_jax.data import input_pipeline
+from ssl_jax.train import loop
 from ssl_jax.data import image_datasets
 from ssl_jax.data import rows
 
@@ -205,7 +205,7 @@ def test_stl10_rotation_pretraining_streams(tmp_path, monkeypatch):
   config = config_files.load(_CONFIG.with_name("stl10.py"), "quick")
   config.update({"num_epochs": 1, "steps_per_epoch": 2})
   with _mock_splits(random_access=True) as (read, decoded):
-    last = train.train_and_evaluate(config, tmp_path)
+    last = loop.train_and_evaluate(config, tmp_path)
   assert {s for _, s in read} == {"test", "train", "unlabelled"}
   # At most the rows of 2 steps, and of the batch that sizes the metrics.
   unlabeled = [r for s, r in decoded if s == "unlabelled"]

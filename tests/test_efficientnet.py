@@ -18,9 +18,9 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax import checkpointing
+from ssl_jax.train import checkpoints
 from ssl_jax.tools import convert_keras
-from ssl_jax.tools import convert_torch
+from ssl_jax.models import torch_weights
 from ssl_jax.models.efficientnet import EfficientNet, VARIANTS, flops_and_params
 
 # Keras 3.15 count_params() of EfficientNetB* with top (total, trainable),
@@ -229,7 +229,7 @@ def test_features_without_top_match_keras(tmp_path):
   path = str(tmp_path / "efficientnetb0_notop.h5")
   _save_legacy_h5(keras_model, path)
   convert_keras.main(["--h5", path, "--out", str(tmp_path / "ckpt")])
-  restored = checkpointing.read(tmp_path / "ckpt")
+  restored = checkpoints.read(tmp_path / "ckpt")
   jax.tree.map(np.testing.assert_array_equal, restored, variables)
 
   # B2 is wider and deeper than B0.
@@ -327,8 +327,8 @@ def test_lite_param_counts(variant):
 def test_lite0_matches_the_torch_checkpoint():
   """Tensor for tensor, in order: the packaged state dict's shapes (conv
   OIHW -> HWIO, Linear (out, in) -> (in, out)) are lite0's."""
-  state = convert_torch.read_state_dict(
-      convert_torch.package_file("efficientnet_lite0"))
+  state = torch_weights.read_state_dict(
+      torch_weights.package_file("efficientnet_lite0"))
   layout = {4: lambda s: (s[2], s[3], s[1], s[0]), 2: lambda s: s[::-1],
             1: lambda s: s}
   torch_params = [layout[len(v.shape)](v.shape) for k, v in state.items()

@@ -10,10 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax import checkpointing
+from ssl_jax.train import checkpoints
 from ssl_jax.tools import convert_keras
-from ssl_jax import pretrained
-from ssl_jax import train
+from ssl_jax.train import pretrained
+from ssl_jax.train import loop
 from ssl_jax.models.efficientnet import EfficientNet
 from ssl_jax.tasks import classification
 
@@ -33,7 +33,7 @@ def _config(arg="quick", **overrides):
 
 
 def _leaves(tree):
-  return {checkpointing.path_str(p): x
+  return {checkpoints.path_str(p): x
           for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
@@ -99,7 +99,7 @@ def converted(tmp_path_factory):
                        else rng.normal(0, 0.05, s.shape)).astype(s.dtype)
   variables = jax.tree_util.tree_map_with_path(draw, shapes)
   directory = tmp_path_factory.mktemp("converted") / "b0"
-  checkpointing.write(directory, variables)
+  checkpoints.write(directory, variables)
   return directory, variables
 
 
@@ -107,7 +107,7 @@ def converted(tmp_path_factory):
 def run(converted, tmp_path_factory):
   """Two steps (checkpoints 1 and 2) of the quick config from `converted`."""
   workdir = tmp_path_factory.mktemp("transfer")
-  train.train_and_evaluate(_config(init_from=str(converted[0]), num_epochs=2),
+  loop.train_and_evaluate(_config(init_from=str(converted[0]), num_epochs=2),
                            workdir)
   return workdir
 

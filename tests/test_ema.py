@@ -7,7 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax import train
+from ssl_jax.train import loop
+from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
 from ssl_jax.tasks import classification
 
@@ -21,11 +22,11 @@ def test_ema_after_k_steps_is_the_closed_form_average():
   rng = np.random.default_rng(0)
   data = {"image": rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
           "label": rng.integers(0, 10, 16).astype(np.int32)}
-  state = train.create_train_state(
+  state = step_lib.create_train_state(
       jax.random.key(1), model, optax.sgd(0.1),
       task.inputs(jax.tree.map(lambda a: a[:1], data), None, False), ema=True)
   decay, k = 0.8, 4
-  step = jax.jit(functools.partial(train.train_step, task=task,
+  step = jax.jit(functools.partial(step_lib.train_step, task=task,
                                    ema_decay=decay))
   weights = [{"params": state.params, "batch_stats": state.batch_stats}]
   for _ in range(k):
@@ -45,10 +46,10 @@ def test_ema_is_evaluated_saved_and_resumed_exactly(tmp_path):
   # A constant learning rate: the 2-epoch run is the 3-epoch run's start.
   fields = {"ema_decay": 0.9, "optimizer.schedule": "constant"}
   config = helpers.tiny_config(**fields)
-  straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+  straight = loop.train_and_evaluate(config, str(tmp_path / "straight"))
   cut = helpers.tiny_config(num_epochs=2, **fields)
-  train.train_and_evaluate(cut, str(tmp_path / "cut"))
-  resumed = train.train_and_evaluate(config, str(tmp_path / "cut"))
+  loop.train_and_evaluate(cut, str(tmp_path / "cut"))
+  resumed = loop.train_and_evaluate(config, str(tmp_path / "cut"))
   assert helpers.untimed(resumed) == helpers.untimed(straight)
   a, b = (helpers.read_checkpoint(tmp_path / d)["state"]["ema"]
           for d in ("straight", "cut"))
@@ -58,7 +59,7 @@ def test_ema_is_evaluated_saved_and_resumed_exactly(tmp_path):
 
 
 def test_ema_of_decay_near_zero_scores_as_the_raw_weights(tmp_path):
-  last = train.train_and_evaluate(
+  last = loop.train_and_evaluate(
       helpers.tiny_config(ema_decay=1e-12, num_epochs=1), str(tmp_path))
   assert last["ema_test_accuracy"] == last["test_accuracy"]
   assert last["ema_test_loss"] == pytest.approx(last["test_loss"], rel=1e-6)

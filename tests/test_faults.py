@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax import checkpointing
-from ssl_jax import train
-from ssl_jax import workdir as workdir_lib
+from ssl_jax.train import checkpoints
+from ssl_jax.train import loop
+from ssl_jax.train import workdir as workdir_lib
 from ssl_jax.data import cifar10
 from ssl_jax.data import fashion_mnist
 
@@ -33,18 +33,18 @@ def _files(workdir: pathlib.Path) -> dict[str, bytes]:
 def test_divergence_with_finite_loss_saves_nothing_and_resumes(tmp_path):
   """lr=1e9 keeps the loss finite but overflows a BatchNorm variance: that
   state is never saved, and a sane rerun resumes as if it had not run."""
-  reference = train.train_and_evaluate(
+  reference = loop.train_and_evaluate(
       helpers.tiny_config(num_epochs=2, **CONSTANT), tmp_path / "reference")
   work = tmp_path / "work"
-  train.train_and_evaluate(helpers.tiny_config(num_epochs=1, **CONSTANT), work)
+  loop.train_and_evaluate(helpers.tiny_config(num_epochs=1, **CONSTANT), work)
   saved = _files(work / "checkpoints")
   with pytest.raises(FloatingPointError,
                      match=r"Step 8: state/batch_stats/\S+ holds inf or NaN"
                      r"(.|\n)*last good checkpoint \(step 4\)"):
-    train.train_and_evaluate(helpers.tiny_config(
+    loop.train_and_evaluate(helpers.tiny_config(
         num_epochs=2, **CONSTANT, **{"optimizer.learning_rate": 1e9}), work)
   assert _files(work / "checkpoints") == saved
-  resumed = train.train_and_evaluate(
+  resumed = loop.train_and_evaluate(
       helpers.tiny_config(num_epochs=2, **CONSTANT), work)
   assert helpers.untimed(resumed) == helpers.untimed(reference)
   ours = helpers.read_checkpoint(work)["state"]["params"]
@@ -54,14 +54,14 @@ def test_divergence_with_finite_loss_saves_nothing_and_resumes(tmp_path):
 
 
 def test_a_non_finite_tree_is_never_written(tmp_path):
-  ckpts = checkpointing.Checkpoints(tmp_path / "checkpoints", max_to_keep=1)
+  ckpts = checkpoints.Checkpoints(tmp_path / "checkpoints", max_to_keep=1)
   good = {"a": np.ones(3, np.float32), "b": {"c": np.zeros(2, np.float32),
                                              "n": np.arange(2)}}
   ckpts.save(1, good)
   ckpts.close()
   before = _files(tmp_path)
   for bad in (np.inf, np.nan):
-    ckpts = checkpointing.Checkpoints(tmp_path / "checkpoints", max_to_keep=1)
+    ckpts = checkpoints.Checkpoints(tmp_path / "checkpoints", max_to_keep=1)
     tree = {"a": good["a"], "b": {"c": np.array([0, bad], np.float32),
                                   "n": good["b"]["n"]}}
     with pytest.raises(FloatingPointError,
@@ -69,11 +69,11 @@ def test_a_non_finite_tree_is_never_written(tmp_path):
       ckpts.save(2, tree)
     ckpts.close()
     assert _files(tmp_path) == before  # max_to_keep=1 deleted nothing.
-  assert checkpointing.first_nonfinite(good) is None
+  assert checkpoints.first_nonfinite(good) is None
 
 
 def test_a_refused_rerun_changes_no_file(tmp_path):
-  train.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path)
+  loop.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path)
   before = _files(tmp_path)
   assert "config.json" in before and "lock" in before
   refused = [({"model.dense": 64}, r"does not fit(.|\n)*dense/kernel"),
@@ -84,7 +84,7 @@ def test_a_refused_rerun_changes_no_file(tmp_path):
                                         r"integer > 0")]
   for change, message in refused:
     with pytest.raises(ValueError, match=message):
-      train.train_and_evaluate(helpers.tiny_config(num_epochs=2, **change),
+      loop.train_and_evaluate(helpers.tiny_config(num_epochs=2, **change),
                                tmp_path)
     assert _files(tmp_path) == before, change
 
@@ -98,7 +98,7 @@ def test_a_live_workdir_is_refused_and_a_dead_ones_lock_is_not(tmp_path):
   try:
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(workdir_lib.Busy, match=f"pid {holder.pid}"):
-      train.train_and_evaluate(helpers.tiny_config(), tmp_path)
+      loop.train_and_evaluate(helpers.tiny_config(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lock"]
   finally:
     holder.send_signal(signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""cache_features (ssl_jax/feature_eval.py): the frozen backbone's features
+"""cache_features (ssl_jax/frozen_features.py): the frozen backbone's features
 computed once, a head trained on them, the run saved as a normal one."""
 import shutil
 
@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax import feature_eval
+from ssl_jax.evals import frozen_features
 from ssl_jax import models
-from ssl_jax import reporting
-from ssl_jax import train
+from ssl_jax.train import reporting
+from ssl_jax.train import loop
 
 import helpers
 
@@ -37,14 +37,14 @@ def _config(**overrides):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("cached")
-  last = feature_eval.train_and_evaluate(_config(), str(workdir))
+  last = frozen_features.train_and_evaluate(_config(), str(workdir))
   return workdir, last
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory):
   """A fresh build of the config: the data and the initial state."""
-  return train.build(_config(), str(tmp_path_factory.mktemp("fresh")))
+  return loop.build(_config(), str(tmp_path_factory.mktemp("fresh")))
 
 
 def test_features_are_the_frozen_backbones(run, fresh):
@@ -88,7 +88,7 @@ def test_saved_model_scores_as_the_cached_head(run, fresh):
   saved = helpers.read_checkpoint(workdir)["state"]
   state = state.replace(params=saved["params"],
                         batch_stats=saved["batch_stats"])
-  scores = train.evaluate(built.runner, built.runner.to_device_layout(state),
+  scores = loop.evaluate(built.runner, built.runner.to_device_layout(state),
                           built.feed, "test", 16)
   got = reporting.reduce_metrics(jax.device_get(scores), "test")
   assert got["test_accuracy"] == pytest.approx(last["test_accuracy"])
@@ -99,12 +99,12 @@ def test_cache_is_reused_only_for_the_same_backbone(run, tmp_path,
                                                     monkeypatch):
   workdir, last = run
   calls = []
-  extract = feature_eval.extract
+  extract = frozen_features.extract
   monkeypatch.setattr(feature_eval, "extract",
                       lambda *a: calls.append(a[2]) or extract(*a))
   for name, features in (("same", "pre_logits"), ("other", "block1")):
     shutil.copytree(workdir / "features", tmp_path / name / "features")
-    result = feature_eval.train_and_evaluate(
+    result = frozen_features.train_and_evaluate(
         _config(**{"model.features": features}), str(tmp_path / name))
     if name == "same":
       assert calls == []
@@ -120,7 +120,7 @@ def test_cache_is_reused_only_for_the_same_backbone(run, tmp_path,
 def test_refuses_configs_whose_features_would_change(override, message,
                                                      tmp_path):
   with pytest.raises(ValueError, match=message):
-    feature_eval.train_and_evaluate(_config(**override), str(tmp_path))
+    frozen_features.train_and_evaluate(_config(**override), str(tmp_path))
   assert not any(tmp_path.iterdir())  # Refused before the workdir changed.
 
 
@@ -134,9 +134,9 @@ def test_head_training_is_a_plain_optax_loop():
           "label": rng.integers(0, 3, 40).astype(np.int32)}
   test = {"features": rng.normal(size=(30, 6)).astype(np.float32),
           "label": rng.integers(0, 3, 30).astype(np.int32)}
-  params = jax.device_get(feature_eval._head(config, 3).init(
+  params = jax.device_get(frozen_features._head(config, 3).init(
       jax.random.key(1), jnp.zeros((1, 6)), train=False)["params"])
-  got, history = feature_eval.train_head(config, params, data,
+  got, history = frozen_features.train_head(config, params, data,
                                          {"test": test})
 
   def mlp(p, x):

@@ -3,10 +3,10 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax import feeds
-from ssl_jax import input_pipeline
-from ssl_jax import parallel
-from ssl_jax import train
+from ssl_jax.data import feeds
+from ssl_jax.data import input_pipeline
+from ssl_jax.train import parallel
+from ssl_jax.train import loop
 from ssl_jax.data import rows
 
 import helpers
@@ -15,7 +15,7 @@ import helpers
 def _run(tmp_path, name, **overrides):
   config = helpers.tiny_config("multitask", "quick", num_epochs=2,
                                **overrides)
-  last = train.train_and_evaluate(config, tmp_path / name)
+  last = loop.train_and_evaluate(config, tmp_path / name)
   return last, helpers.read_checkpoint(tmp_path / name)["state"]
 
 

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax import checkpointing
-from ssl_jax import optim
-from ssl_jax import train
+from ssl_jax.train import checkpoints
+from ssl_jax.train import optim
+from ssl_jax.train import loop
 from ssl_jax.models import get_model
 from ssl_jax.models.heads import HeadSpec
 
@@ -18,7 +18,7 @@ import helpers
 
 
 def _leaves(tree):
-  return {checkpointing.path_str(p): x
+  return {checkpoints.path_str(p): x
           for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
@@ -26,7 +26,7 @@ def _leaves(tree):
 def pretrain_dir(tmp_path_factory):
   """A rotation pretraining run of 2 steps."""
   workdir = tmp_path_factory.mktemp("rotation")
-  train.train_and_evaluate(helpers.tiny_config(
+  loop.train_and_evaluate(helpers.tiny_config(
       "pretrain", num_epochs=1, steps_per_epoch=2), workdir)
   return workdir
 
@@ -37,7 +37,7 @@ def test_finetune_restores_backbone_with_fresh_head_and_frozen_blocks(
   # With a zero learning rate, the parameters after one step are the start.
   start = {}
   for name, init_from in (("scratch", ""), ("init", str(pretrain_dir))):
-    train.train_and_evaluate(helpers.tiny_config(
+    loop.train_and_evaluate(helpers.tiny_config(
         "finetune", "quick", num_epochs=1, steps_per_epoch=1,
         init_from=init_from, **{"optimizer.learning_rate": 0.0}),
                              tmp_path / name)
@@ -55,7 +55,7 @@ def test_finetune_restores_backbone_with_fresh_head_and_frozen_blocks(
   config = helpers.tiny_config("finetune", "mode=frozen_blocks,blocks=2,quick",
                                num_epochs=1, steps_per_epoch=3,
                                init_from=os.path.relpath(pretrain_dir))
-  train.train_and_evaluate(config, tmp_path / "finetune")
+  loop.train_and_evaluate(config, tmp_path / "finetune")
   after = helpers.read_checkpoint(tmp_path / "finetune")["state"]["params"]
   assert int(helpers.read_checkpoint(tmp_path / "finetune")["state"][
       "step"]) == 3
@@ -77,7 +77,7 @@ def test_mismatched_backbone_lists_the_parameters(pretrain_dir, tmp_path):
       init_from=str(pretrain_dir),
       **{"model.backbone_config.features": (8, 16, 24)})
   with pytest.raises(ValueError) as error:
-    train.train_and_evaluate(config, tmp_path)
+    loop.train_and_evaluate(config, tmp_path)
   message = str(error.value)
   assert "do not fit this model's backbone" in message
   assert "conv3/kernel: checkpoint has float32[3, 3, 16, 16], expected " \
@@ -91,7 +91,7 @@ def test_frozen_params_pattern_must_match(tmp_path):
                                steps_per_epoch=1,
                                **{"optimizer.frozen_params": "^backbone/cnov"})
   with pytest.raises(ValueError, match="matches no parameter"):
-    train.train_and_evaluate(config, tmp_path)
+    loop.train_and_evaluate(config, tmp_path)
 
 
 @pytest.mark.parametrize("backbone,frozen", [
@@ -116,7 +116,7 @@ def test_knn_monitor_reads_the_saved_model(pretrain_dir, tmp_path):
   model's features (MultiHead's own pooled features) and NumPy votes over
   the labeled rows only."""
   config = helpers.tiny_config("pretrain", num_epochs=1, steps_per_epoch=2)
-  built, _ = train.build(config, str(tmp_path))
+  built, _ = loop.build(config, str(tmp_path))
   data, labeled = built.setup.data, built.streams[0][0]
   assert labeled == 50 < len(data["train"]["label"])  # 5 labels per class.
   state = helpers.read_checkpoint(pretrain_dir)["state"]

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax import input_pipeline
+from ssl_jax.data import input_pipeline
 from ssl_jax.data import splits
 from ssl_jax.tasks import classification
 

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax.tools import keras_models
+from ssl_jax.models import keras_reference
 from ssl_jax.models import get_model
 from ssl_jax.models.heads import HeadSpec
 
@@ -26,7 +26,7 @@ FAMILY = [
 @pytest.mark.parametrize("fields", FAMILY)
 def test_keras_cnn_family_matches_multihead(fields):
   import keras  # pylint: disable=g-import-not-at-top
-  km = keras_models.core_cnn(heads=(10, 4), **fields)
+  km = keras_reference.core_cnn(heads=(10, 4), **fields)
   rng = np.random.default_rng(0)
   for w in km.weights:
     # Positive variances; weights large enough that a swapped layer shows.

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax import knn
+from ssl_jax.evals import knn
 
 import helpers
 

@@ -10,7 +10,7 @@ import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ssl_jax.tools import keras_models
+from ssl_jax.models import keras_reference
 from ssl_jax.data import babi
 from ssl_jax.models import get_model
 from ssl_jax.models import memnet
@@ -62,7 +62,7 @@ def _keras_to_flax(model):
 
 @pytest.mark.parametrize("match_activation", ["softmax", "relu"])
 def test_keras_parity(match_activation):
-  keras_probs, keras_logits = keras_models.memnet(VOCAB, STORY, QUERY,
+  keras_probs, keras_logits = keras_reference.memnet(VOCAB, STORY, QUERY,
                                                   match_activation)
   model = memnet.MemNetKeras(VOCAB, STORY, QUERY,
                              match_activation=match_activation)

@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax import norms
+from ssl_jax import plugins
+from ssl_jax.models import norms
 from ssl_jax.models import get_model
 
 
@@ -27,7 +28,7 @@ def test_core_cnn_has_the_seeds_parameter_count():
   assert out["block1"].shape == (2, 10, 10, 32)
 
 
-@pytest.mark.parametrize("kind", norms.KINDS)
+@pytest.mark.parametrize("kind", plugins.names("norm"))
 def test_core_cnn_honours_norm(kind):
   model = get_model("core_cnn", num_classes=10, features=(8, 16, 16),
                     dense=32, norm=kind)

@@ -14,7 +14,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
-from ssl_jax import norms
+from ssl_jax import plugins
+from ssl_jax.models import norms
 
 EPS = 1e-5
 GROUPS = 4
@@ -291,7 +292,7 @@ def test_groupnorm_bad_num_groups_raises():
 def test_factory():
   with pytest.raises(ValueError, match='batch.*layer.*group.*instance.*rms'):
     norms.norm_layer('weight', train=True)
-  assert set(norms.KINDS) == {'batch', 'layer', 'group', 'instance', 'rms',
+  assert set(plugins.names("norm")) == {'batch', 'layer', 'group', 'instance', 'rms',
                               'none'}
   assert make('batch', train=True).use_running_average is False
   assert make('batch', train=False).use_running_average is True

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssl_jax import train
+from ssl_jax.train import loop
+from ssl_jax.train import step as step_lib
 from ssl_jax.tools import predict
 
 import helpers
@@ -43,7 +44,7 @@ def run(tmp_path_factory):
       "steps_per_epoch": 100, "num_epochs": 1, "log_every_steps": 50,
       "model.backbone_config.dropout_rate": 0.0,
       "optimizer.learning_rate": 1e-2})
-  train.train_and_evaluate(config, root / "run")
+  loop.train_and_evaluate(config, root / "run")
   return config, root / "run"
 
 
@@ -54,13 +55,13 @@ def test_probabilities_are_the_trained_models_softmax(run, tmp_path):
   predictor = predict.Predictor(workdir)
   ours = predictor(predict.read_image(tmp_path / "mine.png", (32, 32, 3))[None])
   # The training code's eval path: each image at 4 rotations, both heads.
-  built, state = train.build(config, workdir)
-  state, _ = train.restore(built, state)
+  built, state = loop.build(config, workdir)
+  state, _ = loop.restore(built, state)
   built.ckpts.close()
   task = built.setup.task
   batch = task.expand({"image": image[None], "label": np.zeros(1, np.int32)},
                       None, False)
-  outputs, _ = train.predict(state, task.inputs(batch, None, False))
+  outputs, _ = step_lib.predict(state, task.inputs(batch, None, False))
   softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(
       z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
   for head in ("class", "rotation"):

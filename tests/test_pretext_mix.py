@@ -9,9 +9,10 @@ import optax
 import pytest
 
 from ssl_jax import losses
-from ssl_jax import parallel
+from ssl_jax.train import parallel
 from ssl_jax import pretext
-from ssl_jax import train
+from ssl_jax.train import loop
+from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
 from ssl_jax.tasks import pretext_mix
 
@@ -35,7 +36,7 @@ def _task(names="rotation", class_weight=1.0, augment=True,
     if not exemplar_augment:  # Copies equal to their image: nothing drawn.
       config.pretext.exemplar.update(crop_padding=0, flip=False,
                                      color_jitter=0.0, grayscale_prob=0.0)
-  return pretext_mix.make(config, MEAN, STD, (32, 32, 3), 10)
+  return pretext_mix.make(config, MEAN, STD, 10)
 
 
 def _data(batch=16, labeled=4):
@@ -54,7 +55,7 @@ def _state(task, heads, data, axis_name=None, dropout=True, norm="batch"):
       head_dropout_rate=0.2 * dropout, axis_name=axis_name)
   sample = task.inputs(task.expand(jax.tree.map(lambda a: a[:2], data), None,
                                    False), None, False)
-  return train.create_train_state(jax.random.key(1), model, optax.adam(3e-3),
+  return step_lib.create_train_state(jax.random.key(1), model, optax.adam(3e-3),
                                   sample)
 
 
@@ -178,8 +179,8 @@ def test_each_pretext_step_on_4_devices_equals_one_device(names):
   mesh = parallel.make_mesh()
   task, heads = _task(names, 2.0, **{names: 0.5})
   data = _data()
-  step = functools.partial(train.train_step, task=task)
-  eval_step = functools.partial(train.eval_step, task=task)
+  step = functools.partial(step_lib.train_step, task=task)
+  eval_step = functools.partial(step_lib.eval_step, task=task)
   state = _state(task, heads, data)
   ref, ref_metrics = state, None
   for _ in range(3):
@@ -203,8 +204,8 @@ def test_pmap_step_equals_jit(names):
   if names == "exemplar":
     task, heads = _task(names, 2.0, augment=False, **{names: 0.5},
                         exemplar_augment=False)
-  step = functools.partial(train.train_step, task=task)
-  eval_step = functools.partial(train.eval_step, task=task)
+  step = functools.partial(step_lib.train_step, task=task)
+  eval_step = functools.partial(step_lib.eval_step, task=task)
   data = _data()
   jit_state, jit_metrics = helpers.run_steps(
       parallel.Runner("jit", mesh, step, eval_step),
@@ -252,7 +253,7 @@ def test_a_pretext_defined_outside_the_package_trains_end_to_end(tmp_path):
   config = helpers.tiny_config("multitask", "quick,pretext=flip_test+rotation",
                                num_epochs=1, steps_per_epoch=2)
   config.input.source = "files"
-  record = train.train_and_evaluate(config, tmp_path)
+  record = loop.train_and_evaluate(config, tmp_path)
   assert record["step"] == 2
   for split in ("train", "test"):
     assert 0 <= record[f"{split}_flip_test_accuracy"] <= 1

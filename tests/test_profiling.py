@@ -2,14 +2,14 @@
 reads, written in the workdir."""
 import pytest
 
-from ssl_jax import train
+from ssl_jax.train import loop
 
 import helpers
 
 
 def test_profile_steps_write_a_trace(tmp_path):
   config = helpers.tiny_config(profile_steps=(2, 4), num_epochs=1)
-  train.train_and_evaluate(config, str(tmp_path))
+  loop.train_and_evaluate(config, str(tmp_path))
   traces = list((tmp_path / "profile").glob("plugins/profile/*/*.xplane.pb"))
   assert len(traces) == 1 and traces[0].stat().st_size > 0
 
@@ -18,4 +18,4 @@ def test_profile_steps_write_a_trace(tmp_path):
 def test_bad_profile_steps_are_refused(steps, tmp_path):
   config = helpers.tiny_config(profile_steps=steps, num_epochs=1)
   with pytest.raises(ValueError, match="profile_steps"):
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))

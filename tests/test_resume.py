@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax import reporting
-from ssl_jax import train
+from ssl_jax.train import reporting
+from ssl_jax.train import loop
 
 import helpers
 
@@ -47,7 +47,7 @@ def _interrupt(workdir, sig, extra):
 def reference(tmp_path_factory):
   """An uninterrupted run, shared by the tests below."""
   workdir = tmp_path_factory.mktemp("reference")
-  last = train.train_and_evaluate(helpers.tiny_config(checkpoint_every_steps=2),
+  last = loop.train_and_evaluate(helpers.tiny_config(checkpoint_every_steps=2),
                                   workdir)
   return last, _final(workdir)
 
@@ -56,7 +56,7 @@ def _check_same(tmp_path, sig, reference, extra=None):
   returncode, err = _interrupt(tmp_path, sig, extra or {})
   step, _, _ = _final(tmp_path)
   assert step < TOTAL_STEPS, "the run ended before it could be interrupted"
-  resumed = train.train_and_evaluate(
+  resumed = loop.train_and_evaluate(
       helpers.tiny_config(checkpoint_every_steps=2, **(extra or {})), tmp_path)
   ref_last, (ref_step, ref_params, ref_records) = reference
   cut_step, cut_params, cut_records = _final(tmp_path)
@@ -105,12 +105,12 @@ def test_sigterm_in_an_epochs_last_step_loses_no_record(tmp_path, reference,
 
   monkeypatch.setattr(reporting.Progress, "log", log_then_sigterm)
   config = helpers.tiny_config(checkpoint_every_steps=2)
-  with pytest.raises(train.Preempted, match="saved step 4"):
-    train.train_and_evaluate(config, tmp_path)
+  with pytest.raises(loop.Preempted, match="saved step 4"):
+    loop.train_and_evaluate(config, tmp_path)
   monkeypatch.undo()
   assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").open()
           ] == [4]
-  resumed = train.train_and_evaluate(config, tmp_path)
+  resumed = loop.train_and_evaluate(config, tmp_path)
   ref_last, (_, ref_params, ref_records) = reference
   _, params, records = _final(tmp_path)
   assert helpers.untimed(resumed) == helpers.untimed(ref_last)
@@ -122,30 +122,30 @@ def test_sigterm_in_an_epochs_last_step_loses_no_record(tmp_path, reference,
 
 def test_resumed_run_counts_its_time_on(tmp_path):
   """A resumed run adds its own time to that of the epochs it restored."""
-  train.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path)
+  loop.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path)
   log = tmp_path / "metrics.jsonl"
   record = json.loads(log.read_text())
   assert record["wall_time_s"] >= 0
   log.write_text(json.dumps({**record, "wall_time_s": 1000}) + "\n")
   start = time.perf_counter()  # As if the first epoch had taken 1,000 s.
-  last = train.train_and_evaluate(helpers.tiny_config(num_epochs=2), tmp_path)
+  last = loop.train_and_evaluate(helpers.tiny_config(num_epochs=2), tmp_path)
   assert last["epoch"] == 2
   assert 1000 <= last["wall_time_s"] <= 1000 + time.perf_counter() - start + 1
 
 
 def test_bad_checkpoints_give_clear_errors_and_stay_untouched(tmp_path):
-  train.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path)
+  loop.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path)
   saved = helpers.read_checkpoint(tmp_path)["state"]["params"]
   # A changed model: the error lists what differs.
   with pytest.raises(ValueError, match=r"does not fit(.|\n)*dense/kernel"):
-    train.train_and_evaluate(
+    loop.train_and_evaluate(
         helpers.tiny_config(num_epochs=1, **{"model.dense": 64}), tmp_path)
   # A corrupt file: the error names the checkpoint; nothing is deleted.
   metadata = tmp_path / "checkpoints" / "4" / "default" / "_METADATA"
   good = metadata.read_bytes()
   metadata.write_bytes(b"\x00garbage")
   with pytest.raises(ValueError, match=r"checkpoints/4 is unreadable"):
-    train.train_and_evaluate(helpers.tiny_config(num_epochs=2), tmp_path)
+    loop.train_and_evaluate(helpers.tiny_config(num_epochs=2), tmp_path)
   assert metadata.read_bytes() == b"\x00garbage"
   metadata.write_bytes(good)
   again = helpers.read_checkpoint(tmp_path)["state"]["params"]
@@ -159,17 +159,17 @@ def test_loop_pieces_stop_and_resume_to_the_whole_run(tmp_path, reference):
   config = helpers.tiny_config(checkpoint_every_steps=2)
   records, step = [], 0
   for epochs in ((1,), (2, 3)):  # Two "processes": a stop between them.
-    run, state = train.build(config, tmp_path)
-    state, sums = train.restore(run, state)
+    run, state = loop.build(config, tmp_path)
+    state, sums = loop.restore(run, state)
     assert int(state.step) == step
     dev_state = run.runner.to_device_layout(state)
     for _ in epochs:
-      dev_state, sums, step, preempted = train.train_epoch(
+      dev_state, sums, step, preempted = loop.train_epoch(
           run, dev_state, sums, step)
       assert not preempted
-      records.append(train.epoch_record(run, dev_state, sums, step))
+      records.append(loop.epoch_record(run, dev_state, sums, step))
       sums = run.zero_sums
-      train.save(run, step, dev_state, sums)
+      loop.save(run, step, dev_state, sums)
     run.ckpts.close()
   ref_last, (_, ref_params, ref_records) = reference
   assert records == [helpers.untimed(r) for r in ref_records]

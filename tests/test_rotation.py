@@ -5,7 +5,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
-from ssl_jax import parallel
+from ssl_jax.train import parallel
 from ssl_jax.pretext import rotation
 from ssl_jax.tasks import pretext_mix
 
@@ -73,7 +73,7 @@ def test_expanded_batch_stays_aligned_when_sharded():
   sharded = jax.device_put(batch, NamedSharding(mesh, P(parallel.AXIS)))
   for mode in ("all", "random"):
     pretexts = _pretexts(mode)
-    class_from = pretext_mix.class_group(pretexts, images.shape[1:])
+    class_from = pretext_mix.class_group(pretexts)
     # 'all' routes the class head to the 0-degree rows: no extra pass.
     assert class_from == {"all": "rotation", "random": "image"}[mode]
     expand = jax.jit(lambda b, r, p=pretexts, c=class_from: pretext_mix.expand(

@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax import input_pipeline
-from ssl_jax import self_training
-from ssl_jax import train
+from ssl_jax.data import input_pipeline
+from ssl_jax.pretext import self_training
+from ssl_jax.train import loop
 from ssl_jax.tasks import pretext_mix
 from ssl_jax.tools import predict
 
@@ -22,7 +22,7 @@ _STUDENT = {"num_epochs": 1, "steps_per_epoch": 3, "knn.k": 0,
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("teacher")
-  train.train_and_evaluate(
+  loop.train_and_evaluate(
       helpers.tiny_config("multitask", "quick", num_epochs=1,
                           steps_per_epoch=6, **{"knn.k": 0}), workdir)
   return workdir
@@ -66,7 +66,7 @@ def test_training_reads_no_true_labels_of_the_pool(tmp_path, teacher,
   """Swapping the pool's true labels changes nothing but the logged
   accuracy of the pseudo-labels."""
   def run(name):
-    last = train.train_and_evaluate(_student(teacher), tmp_path / name)
+    last = loop.train_and_evaluate(_student(teacher), tmp_path / name)
     stats = json.loads((tmp_path / name / self_training.FILE).read_text())
     return (last, helpers.read_checkpoint(tmp_path / name)["state"],
             stats["accuracy"])

@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax import parallel
-from ssl_jax import train
+from ssl_jax.train import parallel
+from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
 from ssl_jax.tasks import classification
 
@@ -26,7 +26,7 @@ def _setup(dropout_rate=0.3, augment=True, axis_name=None, batch=32):
   rng = np.random.default_rng(0)
   data = {"image": rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8),
           "label": rng.integers(0, 10, (batch,)).astype(np.int32)}
-  state = train.create_train_state(
+  state = step_lib.create_train_state(
       jax.random.key(1), model, optax.adam(3e-3),
       task.inputs(jax.tree.map(lambda a: a[:1], data), None, False))
   return task, state, data
@@ -34,8 +34,8 @@ def _setup(dropout_rate=0.3, augment=True, axis_name=None, batch=32):
 
 def test_train_step_lowers_loss_and_eval_is_deterministic():
   task, state, data = _setup(dropout_rate=0.0, augment=False, batch=8)
-  step = jax.jit(functools.partial(train.train_step, task=task))
-  evaluate = jax.jit(functools.partial(train.eval_step, task=task))
+  step = jax.jit(functools.partial(step_lib.train_step, task=task))
+  evaluate = jax.jit(functools.partial(step_lib.eval_step, task=task))
   before = evaluate(state, data)
   for _ in range(30):
     state, _ = step(state, data, jax.random.key(0))
@@ -60,8 +60,8 @@ def test_jit_on_4_devices_equals_one_device():
   """With dropout and augmentation on: randomness must not depend on layout."""
   assert jax.device_count() == 4
   task, state, data = _setup()
-  step = functools.partial(train.train_step, task=task)
-  eval_step = functools.partial(train.eval_step, task=task)
+  step = functools.partial(step_lib.train_step, task=task)
+  eval_step = functools.partial(step_lib.eval_step, task=task)
   one = jax.jit(step)
   ref, ref_metrics = state, None
   for _ in range(3):
@@ -78,8 +78,8 @@ def test_jit_on_4_devices_equals_one_device():
 def test_pmap_equals_jit():
   mesh = parallel.make_mesh()
   task, state, data = _setup(dropout_rate=0.0, augment=False)
-  step = functools.partial(train.train_step, task=task)
-  eval_step = functools.partial(train.eval_step, task=task)
+  step = functools.partial(step_lib.train_step, task=task)
+  eval_step = functools.partial(step_lib.eval_step, task=task)
   jit_state, jit_metrics = helpers.run_steps(
       parallel.Runner("jit", mesh, step, eval_step), state, data)
   _, pstate, _ = _setup(dropout_rate=0.0, augment=False, axis_name="data")
@@ -93,7 +93,7 @@ def test_pmap_equals_jit():
 def test_batch_size_must_divide_devices():
   task, _, _ = _setup()
   runner = parallel.Runner("jit", parallel.make_mesh(),
-                           functools.partial(train.train_step, task=task),
-                           functools.partial(train.eval_step, task=task))
+                           functools.partial(step_lib.train_step, task=task),
+                           functools.partial(step_lib.eval_step, task=task))
   with pytest.raises(ValueError, match="not divisible by the 4 devices"):
     runner.check_batch_size(30, "input.batch_size")

@@ -1,7 +1,7 @@
 """Image classification datasets as uint8 NumPy arrays, from files or TFDS.
 
 `load(name, data_dir, source)` returns an `ImageDataset` of a dataset in
-`registry.DATASETS`; image size, channels and class count come from the data,
+`ssl_jax.data.registry`; image size, channels and class count come from the data,
 so training code never hard-codes them.
 """
 import dataclasses
@@ -41,7 +41,7 @@ def load(name: str, data_dir: str = "", source: str = "auto",
   """Loads dataset `name` from `data_dir`, the default places, or TFDS.
 
   Args:
-    name: a key of `registry.DATASETS`.
+    name: a key of `ssl_jax.data.registry`.
     data_dir: for a dataset with a file reader, the directory of its original
       files ('' for the defaults); for a TFDS-only dataset, or with
       source='tfds', TFDS's data_dir ('' for TFDS's default).

@@ -1,33 +1,34 @@
-"""Model registry: `config.model.name` -> Flax Linen module.
+"""Models: `config.model.name` (and `model.backbone`) -> a Flax Linen module.
 
-Every model is called as `model.apply(variables, x, train=...)` and returns
-`(outputs, intermediates)`; `intermediates` is a dict of named features
-(`pre_logits`, per-block features, ...) for extra heads and probes.
+A built-in goes by its short name (ssl_jax/plugins.py lists them); a model of
+your own by its import path: a module whose `Model` is the class, or
+'module:Class'. What a model class provides:
+  * `__call__(x, train: bool)` -> `(outputs, intermediates)`: `outputs` the
+    class logits (float32), `intermediates` a dict of named features
+    (`pre_logits`, per-block feature maps, ...) that heads and probes read
+    (`model.features` picks one; feature maps are average-pooled);
+  * a field `num_classes` (0: no class head, as a backbone is built); the
+    data sets it, with any of `vocab_size`, ... that the model has a field
+    for;
+  * fields `dtype` ('float32' or 'bfloat16' compute) and `axis_name` (the
+    pmap axis, for BatchNorm statistics), set by the run;
+  * optionally `block_pattern(blocks) -> regex` (a classmethod) over the
+    parameter paths of its first `blocks` blocks, stem included, which
+    `configs/finetune.py:mode=frozen_blocks` freezes.
+Every other field with a default is the model's config (`model.*`, or
+`model.backbone_config` for a backbone).
 """
 import dataclasses
-import importlib
 
-# name -> "module:Class", imported lazily so that a model's heavy
-# dependencies are only loaded when it is used.
-_MODELS = {
-    "core_cnn": "ssl_jax.models.core_cnn:CoreCNN",
-    "efficientnet": "ssl_jax.models.efficientnet:EfficientNet",
-    "memnet_keras": "ssl_jax.models.memnet:MemNetKeras",
-    "memn2n": "ssl_jax.models.memnet:MemN2N",
-    "multihead": "ssl_jax.models.multihead:MultiHead",
-    "resnet": "ssl_jax.models.resnet:ResNet",
-}
+from ssl_jax import plugins
 
 
 def names() -> list[str]:
-  return sorted(_MODELS)
+  return plugins.names("model")
 
 
-def model_class(name: str):
-  if name not in _MODELS:
-    raise ValueError(f"Unknown model {name!r}; known models: {sorted(_MODELS)}.")
-  module, cls = _MODELS[name].split(":")
-  return getattr(importlib.import_module(module), cls)
+def model_class(name: str, field: str = "model.name"):
+  return plugins.load("model", name, field)
 
 
 # Fields a model gets from the data, the task or the parallel runner, and
@@ -45,7 +46,7 @@ def default_fields(name: str) -> dict:
 def block_pattern(name: str, blocks: int) -> str:
   """Regex of the parameter paths of model `name`'s first `blocks` blocks
   (its stem included), for freezing them when fine-tuning."""
-  cls = model_class(name)
+  cls = model_class(name, "model.backbone")
   if not hasattr(cls, "block_pattern"):
     raise ValueError(f"Model {name!r} names no blocks to freeze (no "
                      "block_pattern); use mode=full or linear.")

@@ -11,7 +11,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from ssl_jax import norms
+from ssl_jax.models import norms
 from ssl_jax.models import heads
 from ssl_jax.models import layers
 

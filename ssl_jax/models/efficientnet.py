@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssl_jax import norms
+from ssl_jax.models import norms
 from ssl_jax.models import layers
 
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 
-from ssl_jax import norms
+from ssl_jax.models import norms
 from ssl_jax.models import heads
 from ssl_jax.models import layers
 

@@ -1,62 +1,70 @@
-"""Pretext tasks: self-supervised objectives as plug-ins, by name.
+"""Pretext tasks: self-supervised objectives as plug-ins.
 
-A pretext task is one module (or any object) with these names:
+`config.pretext.<key>.name` names each one: 'rotation', 'jigsaw' and
+'exemplar' are built in; any other name is the import path of a module of
+your own (ssl_jax/plugins.py), e.g. `--config=configs/multitask.py:
+pretext=rotation+my_lab.context` (key 'context'). A pretext task is one
+module with:
 
   get_config() -> ml_collections.ConfigDict
       Its fields and their defaults; `weight` (its loss weight w_k) is one.
-  head(cfg) -> heads.HeadSpec fields: {'outputs': int, 'hidden': tuple,
-      'concat': int}
-      The head it needs on the backbone's features. `concat` > 1 joins the
-      features of that many consecutive examples before the head (jigsaw's
-      tiles of one puzzle).
-  transform(cfg, images, rng, train) -> views
+  spec(cfg) -> Spec
+      What it needs from the model and the batch (below).
+  transform(cfg, images, rng, train) -> Views
       On the device, inside the jitted step. `images` is the (B, H, W, C)
       batch (uint8 or float on the 0-255 scale; cropped and flipped when
-      training). `rng` is None at evaluation, where the transform must be
-      deterministic. Returns a dict with
-        'images': (N * concat, h, w, C) the examples the backbone sees;
-        'target': (N, ...) what the head should predict (any pytree leaf);
-        'source': (N,) int32, which batch image each head row comes from;
-        'identity' (optional): (N,) bool, rows whose example is the batch
-          image itself (rotation by 0): the class head then reads those
-          rows instead of a separate pass over the batch.
+      training, unless Spec.raw_images). `rng` is None at evaluation, where
+      the transform must be deterministic.
   loss(cfg, outputs, views, mask, axis_name) -> (loss, metrics)
       `outputs` (N, head outputs) float32; `mask` (N,) 0/1 (0 on padding);
-      loss normalised by the global count (see ssl_jax.losses); metrics a
-      dict of [sum, count] pairs, reported as '<name>_<metric>'.
+      the loss normalised by the global count (ssl_jax.losses); metrics a
+      dict of [sum, count] pairs, reported as '<key>_<metric>'.
+      `cross_entropy_loss` below is the loss of a target class per row.
+  describe(cfg, probabilities) -> str   (optional)
+      What its head says of one plain image, for `ssl_jax.tools.predict`
+      (rotation: the angle it sees); `probabilities` (outputs,) float32.
 
-Optional: AUGMENTED = False makes `transform` receive the batch before the
-crop and flip (jigsaw: a crop's zero border would tell where a tile sits).
-
-`register(name, pretext)` adds one without editing the package; the ones
-here load lazily by name.
+Its randomness is keyed by its key, so it draws the same in any mix. Helpers
+methods share: `losses.masked_cross_entropy`, `data.augment.cut_patches`.
 """
-import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
-_BUILTIN = {"rotation": "ssl_jax.pretext.rotation",
-            "jigsaw": "ssl_jax.pretext.jigsaw",
-            "exemplar": "ssl_jax.pretext.exemplar"}
-_REGISTERED: dict[str, Any] = {}
-_NAMES = ("get_config", "head", "transform", "loss")
+import jax
+
+from ssl_jax import losses
 
 
-def register(name: str, pretext: Any) -> None:
-  """Makes `pretext` (an object with the names above) available as `name`."""
-  missing = [n for n in _NAMES if not callable(getattr(pretext, n, None))]
-  if missing:
-    raise TypeError(f"Pretext {name!r} lacks {missing}; a pretext task "
-                    f"defines {list(_NAMES)} (see ssl_jax/pretext/__init__.py).")
-  _REGISTERED[name] = pretext
+class Head(NamedTuple):
+  """The head a pretext task puts on the backbone's features."""
+  outputs: int  # Output units.
+  hidden: tuple[int, ...] = ()  # Hidden Dense-ReLU-Dropout layers.
+  # Features of that many consecutive examples are joined into one head row
+  # (jigsaw: the tiles of one puzzle).
+  concat: int = 1
 
 
-def get(name: str) -> Any:
-  if name in _REGISTERED:
-    return _REGISTERED[name]
-  if name in _BUILTIN:
-    return importlib.import_module(_BUILTIN[name])
-  raise ValueError(f"Unknown pretext task {name!r}; known: {names()}.")
+class Spec(NamedTuple):
+  """What a pretext task declares, given its config."""
+  head: Head
+  # `transform` gets the batch before the crop and flip (jigsaw: a crop's
+  # zero border would tell where a tile sits).
+  raw_images: bool = False
+  # Its training views mark `identity` rows (rotation by 0 of every image):
+  # the class head then reads those rows, saving a backbone pass.
+  class_rows: bool = False
 
 
-def names() -> list[str]:
-  return sorted({*_BUILTIN, *_REGISTERED})
+class Views(NamedTuple):
+  """The examples a pretext task makes of a batch, and their targets."""
+  images: jax.Array  # (N * concat, h, w, C): what the backbone sees.
+  target: Any  # (N, ...): what the head should predict (any pytree).
+  source: jax.Array  # (N,) int32: the batch image each head row comes from.
+  # (N,) bool: rows whose example is the batch image itself (Spec.class_rows).
+  identity: jax.Array | None = None
+  extra: Any = None  # Anything else its loss or tests read.
+
+
+def cross_entropy_loss(cfg, outputs, views: Views, mask, axis_name=None):
+  """Masked softmax cross-entropy of `views.target` (a class per row)."""
+  del cfg
+  return losses.masked_cross_entropy(outputs, views.target, mask, axis_name)

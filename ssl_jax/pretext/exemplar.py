@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssl_jax import augment
+from ssl_jax.data import augment
 from ssl_jax import losses
+from ssl_jax import pretext
 
 # ITU-R 601 luma weights (PIL's convert("L"), torchvision's rgb_to_grayscale).
 LUMA = (0.299, 0.587, 0.114)
@@ -43,12 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   return c
 
 
-def head(cfg) -> dict:
-  return {"outputs": cfg.embed_dim, "hidden": tuple(cfg.head_hidden),
-          "concat": 1}
+def spec(cfg) -> pretext.Spec:
+  return pretext.Spec(pretext.Head(cfg.embed_dim, tuple(cfg.head_hidden)))
 
 
-def transform(cfg, images, rng, train) -> dict:
+def transform(cfg, images, rng, train) -> pretext.Views:
   """(B, H, W, C) images -> B * V augmented copies, example-major.
 
   'target' and 'source' are both the copy's batch image index: rows with
@@ -62,8 +62,7 @@ def transform(cfg, images, rng, train) -> dict:
     rng = jax.random.key(0)
   source = jnp.repeat(jnp.arange(images.shape[0], dtype=jnp.int32),
                       cfg.copies)
-  return {"images": augment_copies(cfg, rng, images), "target": source,
-          "source": source}
+  return pretext.Views(augment_copies(cfg, rng, images), source, source)
 
 
 def augment_copies(cfg, rng, images) -> jax.Array:
@@ -134,7 +133,7 @@ def loss(cfg, outputs, views, mask, axis_name=None):
   start = 0 if axis_name is None else jax.lax.axis_index(axis_name) * n
   # Targets are local image indices: shifting them by the device's first row
   # keeps the images of different devices apart.
-  target = views["target"] + start
+  target = views.target + start
   gather = lambda x: (x if axis_name is None else
                       jax.lax.all_gather(x, axis_name, tiled=True))
   all_z, all_target, all_mask = gather(z), gather(target), gather(mask)

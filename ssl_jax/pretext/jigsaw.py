@@ -19,12 +19,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ssl_jax import losses
-
-
-# Tiles come from the images before the crop: its zero border would mark the
-# outer tiles, a cue that solves training puzzles and is absent at test time.
-AUGMENTED = False
+from ssl_jax import pretext
+from ssl_jax.data import augment
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -69,9 +65,13 @@ def _check(cfg) -> int:
   return tiles
 
 
-def head(cfg) -> dict:
-  return {"outputs": int(cfg.num_permutations),
-          "hidden": tuple(cfg.head_hidden), "concat": _check(cfg)}
+def spec(cfg) -> pretext.Spec:
+  # Tiles come from the images before the crop: its zero border would mark
+  # the outer tiles, a cue that solves training puzzles and is absent at
+  # test time.
+  return pretext.Spec(pretext.Head(int(cfg.num_permutations),
+                                   tuple(cfg.head_hidden), _check(cfg)),
+                      raw_images=True)
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,16 +108,16 @@ def permutations(num_tiles: int, num_permutations: int,
   return out
 
 
-def transform(cfg, images, rng, train) -> dict:
+def transform(cfg, images, rng, train) -> pretext.Views:
   """Puzzles, one per image: T tiles each, example-major.
 
   Training draws p uniformly and each tile's offset in [0, jitter]; at
   evaluation (train False or rng None) p = image index mod num_permutations
-  and tiles are centred (offset jitter // 2). Returns 'images' (B*T, t', t',
-  C) (puzzle 0's slots 0..T-1, then puzzle 1's, ...; t' = tile_size or t,
-  float32 when resized, else the input dtype), 'target' (B,) int32 p,
-  'source' (B,) int32 and 'offsets' (B, T, 2) int32, the (row, column)
-  offset of slot j's tile inside its cell perms[p][j].
+  and tiles are centred (offset jitter // 2). Views: images (B*T, t', t', C)
+  (puzzle 0's slots 0..T-1, then puzzle 1's, ...; t' = tile_size or t,
+  float32 when resized, else the input dtype), target (B,) int32 p, source
+  (B,) int32 and extra (B, T, 2) int32, the (row, column) offset of slot
+  j's tile inside its cell perms[p][j].
   """
   num_tiles = _check(cfg)
   grid, jitter = int(cfg.grid), int(cfg.jitter)
@@ -144,22 +144,9 @@ def transform(cfg, images, rng, train) -> dict:
   origin = jnp.array([(h - grid * cell) // 2, (w - grid * cell) // 2])
   corners = (origin + cell * jnp.stack([cells // grid, cells % grid], -1)
              + offsets)  # (B, T, 2): each tile's top-left pixel.
-
-  def cut(image, corner):
-    return jax.lax.dynamic_slice(image, (corner[0], corner[1], 0),
-                                 (tile, tile, channels))
-
-  tiles = jax.vmap(jax.vmap(cut, (None, 0)))(images, corners)
-  tiles = tiles.reshape((b * num_tiles, tile, tile, channels))
-  if cfg.tile_size:
-    size = int(cfg.tile_size)
-    tiles = jax.image.resize(tiles.astype(jnp.float32),
-                             (b * num_tiles, size, size, channels), "bilinear")
-  return {"images": tiles, "target": p,
-          "source": jnp.arange(b, dtype=jnp.int32), "offsets": offsets}
+  tiles = augment.cut_patches(images, corners, tile, int(cfg.tile_size))
+  return pretext.Views(tiles, p, jnp.arange(b, dtype=jnp.int32),
+                       extra=offsets)
 
 
-def loss(cfg, outputs, views, mask, axis_name=None):
-  del cfg
-  return losses.masked_cross_entropy(outputs, views["target"], mask,
-                                     axis_name)
+loss = pretext.cross_entropy_loss

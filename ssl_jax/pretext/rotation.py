@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ssl_jax import losses
+from ssl_jax import pretext
 
 NUM_ROTATIONS = 4
 
@@ -25,31 +25,33 @@ def get_config() -> ml_collections.ConfigDict:
   return c
 
 
-def head(cfg) -> dict:
-  return {"outputs": NUM_ROTATIONS, "hidden": tuple(cfg.head_hidden),
-          "concat": 1}
+def spec(cfg) -> pretext.Spec:
+  return pretext.Spec(pretext.Head(NUM_ROTATIONS, tuple(cfg.head_hidden)),
+                      class_rows=cfg.mode == "all")
 
 
-def transform(cfg, images, rng, train) -> dict:
+def transform(cfg, images, rng, train) -> pretext.Views:
   b = images.shape[0]
   if cfg.mode == "all" or not train:
     rotated, k = all_rotations(images)
-    return {"images": rotated, "target": k,
-            "source": jnp.repeat(jnp.arange(b, dtype=jnp.int32),
-                                 NUM_ROTATIONS),
-            "identity": k == 0}
+    return pretext.Views(rotated, k, jnp.repeat(
+        jnp.arange(b, dtype=jnp.int32), NUM_ROTATIONS), identity=k == 0)
   if cfg.mode != "random":
     raise ValueError(f"pretext.rotation.mode must be 'all' or 'random', got "
                      f"{cfg.mode!r}.")
   rotated, k = random_rotations(rng, images)
-  return {"images": rotated, "target": k,
-          "source": jnp.arange(b, dtype=jnp.int32)}
+  return pretext.Views(rotated, k, jnp.arange(b, dtype=jnp.int32))
 
 
-def loss(cfg, outputs, views, mask, axis_name=None):
+loss = pretext.cross_entropy_loss
+
+
+def describe(cfg, probabilities) -> str:
+  """The angle the head sees in a plain image (0 for an upright one)."""
   del cfg
-  return losses.masked_cross_entropy(outputs, views["target"], mask,
-                                     axis_name)
+  k = int(np.argmax(probabilities))
+  return (f"rotation {90 * k} degrees counter-clockwise "
+          f"({probabilities[k]:.3f})")
 
 
 def _check_square(images: jax.Array):

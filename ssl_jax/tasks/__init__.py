@@ -1,6 +1,8 @@
 """Tasks: the data, how a batch becomes model input, and the loss.
 
-`setup(config, workdir, write)` returns a `Setup` for `config.task`:
+`config.task` names a built-in ('classification', 'babi_qa', 'pretext_mix')
+or the import path of a module of your own (ssl_jax/plugins.py) whose
+`setup(config, workdir, write)` returns a `Setup`:
   task.expand(batch, rng, train) -> batch   (optional: the examples the model
     sees, e.g. each image in four rotations, with their targets)
   task.inputs(batch, rng, train) -> model input   (augmentation happens here)
@@ -21,8 +23,9 @@ Metrics are dicts of [sum, count] pairs, so they add up across steps,
 devices and hosts; a metric's value is sum / count.
 """
 import dataclasses
-import importlib
 from typing import Any, Callable, NamedTuple
+
+from ssl_jax import plugins
 
 
 class Task(NamedTuple):
@@ -49,17 +52,6 @@ class Setup(NamedTuple):
   monitor: Callable[[dict], dict] | None = None
 
 
-_TASKS = {"classification": "ssl_jax.tasks.classification",
-          "babi_qa": "ssl_jax.tasks.babi_qa",
-          "pretext_mix": "ssl_jax.tasks.pretext_mix"}
-
-
-def names() -> list[str]:
-  return sorted(_TASKS)
-
-
 def setup(config, workdir, write: bool) -> Setup:
-  if config.task not in _TASKS:
-    raise ValueError(f"Unknown task {config.task!r}; known: {sorted(_TASKS)}.")
-  return importlib.import_module(_TASKS[config.task]).setup(config, workdir,
-                                                            write)
+  return plugins.load("task", config.task, "task").setup(config, workdir,
+                                                         write)

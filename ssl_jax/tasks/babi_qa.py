@@ -7,7 +7,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from ssl_jax import input_pipeline
+from ssl_jax.data import input_pipeline
 from ssl_jax.data import babi
 from ssl_jax.tasks import Phase
 from ssl_jax.tasks import Setup

@@ -13,18 +13,20 @@ Metrics: 'loss' (the total), 'class_loss', 'accuracy' (the class head) and
 '<pretext>_<metric>' of each pretext task.
 """
 import functools
+from typing import Any, NamedTuple
 import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_jax import augment
-from ssl_jax import input_pipeline
-from ssl_jax import knn
+from ssl_jax.data import augment
+from ssl_jax.data import input_pipeline
+from ssl_jax.evals import knn
 from ssl_jax import losses
+from ssl_jax import plugins
 from ssl_jax import pretext as pretext_lib
-from ssl_jax import self_training
+from ssl_jax.pretext import self_training
 from ssl_jax.data import rows
 from ssl_jax.models import multihead
 from ssl_jax.models.heads import HeadSpec
@@ -35,23 +37,30 @@ from ssl_jax.tasks import classification
 BATCH = "image"  # The group of the (augmented) batch images themselves.
 
 
-def pretexts_of(config) -> dict:
-  """{name: (pretext module, its config)} for `config.pretext`."""
-  return {name: (pretext_lib.get(name), cfg)
-          for name, cfg in config.pretext.items()}
+class Pretext(NamedTuple):
+  """One entry of `config.pretext`: its module, config and declaration."""
+  module: Any
+  cfg: Any
+  spec: pretext_lib.Spec
 
 
-def class_group(pretexts: dict, image_shape) -> str:
+def pretexts_of(config) -> dict[str, Pretext]:
+  """{key: Pretext} for `config.pretext`; each entry's `name` (its key in
+  configs written before entries had one) names the plug-in."""
+  out = {}
+  for key, cfg in config.pretext.items():
+    module = plugins.load("pretext", cfg.get("name", key),
+                          f"pretext.{key}.name")
+    out[key] = Pretext(module, cfg, module.spec(cfg))
+  return out
+
+
+def class_group(pretexts: dict[str, Pretext]) -> str:
   """The group the class head reads: the first pretext whose training views
-  mark the untransformed images ('identity', e.g. rotation by 0), else the
-  batch itself. Reading those rows saves a backbone pass over the batch."""
-  images = jax.ShapeDtypeStruct((2,) + tuple(image_shape), jnp.uint8)
-  for name, (module, cfg) in pretexts.items():
-    if not getattr(module, "AUGMENTED", True):
-      continue  # Its rows are not the augmented batch the class head reads.
-    views = jax.eval_shape(functools.partial(module.transform, cfg, train=True),
-                           images, jax.random.key(0))
-    if "identity" in views:
+  mark the untransformed, augmented images (Spec.class_rows), else the batch
+  itself. Reading those rows saves a backbone pass over the batch."""
+  for name, p in pretexts.items():
+    if p.spec.class_rows and not p.spec.raw_images:
       return name
   return BATCH
 
@@ -59,7 +68,8 @@ def class_group(pretexts: dict, image_shape) -> str:
 def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
            flip=False):
   """A batch of images -> {'groups': {group: images}, 'views': {pretext:
-  views}, 'label', 'class_mask'}: what the model sees and the targets."""
+  Views without images}, 'view_masks': {pretext: (N,) 0/1}, 'label',
+  'class_mask'}: what the model sees and the targets."""
   images = raw = batch["image"]
   labels = batch["label"]
   if train:
@@ -70,22 +80,22 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
   valid = batch.get("mask", ones)  # 0 on the padding of eval splits.
   labeled = batch.get("labeled", ones) * valid
   groups = {BATCH: images} if class_from == BATCH else {}
-  views = {}
-  for name, (module, cfg) in pretexts.items():
+  views, masks = {}, {}
+  for name, p in pretexts.items():
     # Keyed by name: a pretext draws the same whatever else is in the mix.
     seed = zlib.crc32(name.encode()) & 0x7FFFFFFF
     key = jax.random.fold_in(rng, seed) if train else None
-    source = images if getattr(module, "AUGMENTED", True) else raw
-    v = dict(module.transform(cfg, source, key, train))
-    groups[name] = v.pop("images")
-    v["mask"] = valid[v["source"]]
-    views[name] = v
+    v = p.module.transform(p.cfg, raw if p.spec.raw_images else images, key,
+                           train)
+    groups[name] = v.images
+    views[name] = v._replace(images=None)
+    masks[name] = valid[v.source]
+  out = {"groups": groups, "views": views, "view_masks": masks}
   if class_from == BATCH:
-    return {"groups": groups, "views": views, "label": labels,
-            "class_mask": labeled}
-  source = views[class_from]["source"]
-  return {"groups": groups, "views": views, "label": labels[source],
-          "class_mask": labeled[source] * views[class_from]["identity"]}
+    return {**out, "label": labels, "class_mask": labeled}
+  source = views[class_from].source
+  return {**out, "label": labels[source],
+          "class_mask": labeled[source] * views[class_from].identity}
 
 
 def make_inputs(image_inputs):
@@ -102,11 +112,11 @@ def loss(outputs, batch, axis_name=None, *, class_weight, pretexts):
       logits["class"], batch["label"], batch["class_mask"], axis_name)
   total = class_weight * cls_loss
   metrics = {"class_loss": cls["loss"], "accuracy": cls["accuracy"]}
-  for name, (module, cfg) in pretexts.items():
-    views = batch["views"][name]
-    pretext_loss, m = module.loss(cfg, logits[name].astype(jnp.float32), views,
-                                  views["mask"], axis_name)
-    total = total + cfg.weight * pretext_loss
+  for name, p in pretexts.items():
+    pretext_loss, m = p.module.loss(
+        p.cfg, logits[name].astype(jnp.float32), batch["views"][name],
+        batch["view_masks"][name], axis_name)
+    total = total + p.cfg.weight * pretext_loss
     metrics.update({f"{name}_{k}": v for k, v in m.items()})
   # Each device's share of one step's total: the shares sum to 1 under pmap.
   share = 1.0 / losses.global_sum(1.0, axis_name)
@@ -119,17 +129,17 @@ def heads(config, pretexts: dict, num_classes: int, class_from: str) -> dict:
   out = {"class": HeadSpec(num_classes, (BATCH, class_from),
                            tuple(config.classifier.hidden),
                            stop_gradient=config.classifier.probe)}
-  for name, (module, cfg) in pretexts.items():
-    spec = module.head(cfg)
-    out[name] = HeadSpec(spec["outputs"], (name,), tuple(spec["hidden"]),
-                         spec["concat"])
+  for name, p in pretexts.items():
+    head = p.spec.head
+    out[name] = HeadSpec(head.outputs, (name,), tuple(head.hidden),
+                         head.concat)
   return out
 
 
-def make(config, mean, std, image_shape, num_classes) -> tuple[Task, dict]:
+def make(config, mean, std, num_classes) -> tuple[Task, dict]:
   """The task, and the heads it declares."""
   pretexts = pretexts_of(config)
-  class_from = class_group(pretexts, image_shape)
+  class_from = class_group(pretexts)
   # Crops and flips happen once in `expand`, before the pretext transforms
   # (a flip after a quarter turn would swap 90 and 270 degrees).
   image_inputs = classification.make_inputs(config, mean, std,
@@ -172,8 +182,7 @@ def setup(config, workdir, write: bool) -> Setup:
       [np.ones(len(labeled["label"]), np.float32), pool_labeled])
   streams = ((len(labeled["label"]), config.input.batch_size),
              (len(pool["label"]), config.input.unlabeled_batch_size))
-  task, declared = make(config, info.mean, info.std, info.image_shape,
-                        info.num_classes)
+  task, declared = make(config, info.mean, info.std, info.num_classes)
   # Per-class reports score the class head on the plain test images.
   plain = classification.make(config, info.mean, info.std)
   report = classification.class_reports(plain, data, info.class_names,

@@ -23,7 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ssl_jax import checkpointing
+from ssl_jax.train import checkpoints
 from ssl_jax import models
 from ssl_jax.data import babi
 from ssl_jax.tasks import babi_qa
@@ -44,7 +44,7 @@ def load(workdir: pathlib.Path):
   kwargs = {k: v for k, v in config.model.items() if k != "name"}
   model = models.get_model(config.model.name, babi_qa.model_kwargs(data),
                            **kwargs)
-  state = checkpointing.read(workdir / "checkpoints")["state"]
+  state = checkpoints.read(workdir / "checkpoints")["state"]
   variables = {"params": state["params"]}
   return (jax.jit(lambda x: model.apply(variables, x, train=False)), data,
           config.model.name)

@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from ssl_jax import augment
-from ssl_jax import checkpointing
+from ssl_jax.data import augment
+from ssl_jax.train import checkpoints
 from ssl_jax.models import efficientnet
 
 # The official weights' input statistics (see the module docstring).
@@ -187,7 +187,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   variables = load_h5(args.h5, args.variant, False if args.no_top else None,
                       args.num_classes)
-  checkpointing.write(args.out, variables)
+  checkpoints.write(args.out, variables)
   n = sum(x.size for x in jax.tree.leaves(variables["params"]))
   print(f"Wrote {n:,} parameters to {args.out}; inputs are "
         f"keras_preprocess(0-255 RGB).")

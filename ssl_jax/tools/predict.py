@@ -6,25 +6,17 @@
 Reads the workdir's `config.json`, `data_info.json` and latest checkpoint.
 Images of any size are resized to the training images' size, then go
 through the run's own inference input pipeline (standardisation, resizing).
-Prints the top-k classes with probabilities; a model with a rotation head
-also says which rotation it sees (0 for an upright image).
+Prints the top-k classes with probabilities; each pretext head that can
+describe a plain image says what it sees (rotation: the angle, 0 for an
+upright image). The model itself is `ssl_jax.inference.Predictor`.
 """
-import json
-import pathlib
 import sys
 
 from absl import app
 from absl import flags
-import jax
-import ml_collections
 import numpy as np
 
-from ssl_jax import checkpointing
-from ssl_jax import input_pipeline
-from ssl_jax import models
-from ssl_jax.tasks import classification
-from ssl_jax.tasks import pretext_mix
-
+from ssl_jax.inference import Predictor
 
 
 def _define_flags():
@@ -35,52 +27,6 @@ def _define_flags():
   flags.DEFINE_integer("test_index", None,
                        "Also classify this image of the run's test split.")
   flags.mark_flag_as_required("workdir")
-
-
-class Predictor:
-  """The run in `workdir` as a function: uint8 images -> probabilities."""
-
-  def __init__(self, workdir: str | pathlib.Path):
-    workdir = pathlib.Path(workdir)
-    for name in ("config.json", input_pipeline.INFO_FILE):
-      if not (workdir / name).is_file():
-        raise FileNotFoundError(f"{workdir / name} not found: --workdir must "
-                                "be an image run's workdir.")
-    self.config = ml_collections.ConfigDict(
-        json.loads((workdir / "config.json").read_text()))
-    self.info = info = input_pipeline.read_info(workdir)
-    state = checkpointing.read(workdir / "checkpoints")["state"]
-    kwargs = classification.model_kwargs(self.config, info.num_classes)
-    if self.config.task == "pretext_mix":
-      _, kwargs["heads"] = pretext_mix.make(
-          self.config, info.mean, info.std, info.image_shape, info.num_classes)
-    elif self.config.task != "classification":
-      raise ValueError(f"{workdir} holds a {self.config.task!r} run; predict "
-                       "reads image classification runs.")
-    fields = {k: v for k, v in self.config.model.items() if k != "name"}
-    model = models.get_model(self.config.model.name, kwargs, **fields)
-    self.rotation = "rotation" in self.config.get("pretext", {})
-    inputs = classification.make(self.config, info.mean, info.std).inputs
-    variables = {"params": state["params"],
-                 "batch_stats": state.get("batch_stats", {})}
-
-    def probabilities(images):
-      x = inputs({"image": images}, None, False)
-      groups = {"image": x, "rotation": x} if self.rotation else x
-      outputs, _ = model.apply(variables, groups, train=False)
-      if not isinstance(outputs, dict):
-        outputs = {"class": outputs}
-      return {k: jax.nn.softmax(v.astype(np.float32)) for k, v in
-              outputs.items()}
-    self._probabilities = jax.jit(probabilities)
-
-  def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-    """{'class': (N, classes)[, 'rotation': (N, 4)]} probabilities."""
-    want = tuple(self.info.image_shape)
-    if images.dtype != np.uint8 or images.shape[1:] != want:
-      raise ValueError(f"Expected uint8 images of shape {want}, got "
-                       f"{images.dtype}{list(images.shape[1:])}.")
-    return jax.device_get(self._probabilities(images))
 
 
 def read_image(path: str, shape) -> np.ndarray:
@@ -100,16 +46,14 @@ def read_image(path: str, shape) -> np.ndarray:
   return np.asarray(image, np.uint8).reshape(shape)
 
 
-def report(name: str, probs: dict, class_names, top_k: int) -> str:
-  """One line: the top-k classes with probabilities, and the rotation."""
+def report(name: str, probs: dict, class_names, top_k: int,
+           descriptions=()) -> str:
+  """One line: the top-k classes with probabilities, then what each
+  describing pretext head sees."""
   p = probs["class"]
   top = np.argsort(-p, kind="stable")[:top_k]
   line = f"{name}: " + ", ".join(f"{class_names[i]} {p[i]:.3f}" for i in top)
-  if "rotation" in probs:
-    k = int(np.argmax(probs["rotation"]))
-    line += (f"; rotation {90 * k} degrees counter-clockwise "
-             f"({probs['rotation'][k]:.3f})")
-  return line
+  return "; ".join([line, *descriptions])
 
 
 def main(argv):
@@ -136,8 +80,9 @@ def main(argv):
   except (ValueError, FileNotFoundError) as e:
     sys.exit(f"predict: {e}")
   for j, name in enumerate(names):
-    print(report(name, {k: v[j] for k, v in probs.items()},
-                 predictor.info.class_names, f.top_k))
+    one = {k: v[j] for k, v in probs.items()}
+    print(report(name, one, predictor.info.class_names, f.top_k,
+                 predictor.describe(one)))
 
 
 if __name__ == "__main__":

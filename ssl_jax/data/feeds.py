@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_jax import parallel
+from ssl_jax.train import parallel
 
 
 def nbytes(data: dict) -> int:

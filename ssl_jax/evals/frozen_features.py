@@ -23,13 +23,13 @@ import numpy as np
 import optax
 
 from ssl_jax import config_check
-from ssl_jax import input_pipeline
+from ssl_jax.data import input_pipeline
 from ssl_jax import losses
-from ssl_jax import optim
-from ssl_jax import parallel
-from ssl_jax import reporting
-from ssl_jax import train
-from ssl_jax import workdir as workdir_lib
+from ssl_jax.train import optim
+from ssl_jax.train import parallel
+from ssl_jax.train import reporting
+from ssl_jax.train import loop
+from ssl_jax.train import workdir as workdir_lib
 from ssl_jax.models import heads
 from ssl_jax.models import multihead
 
@@ -52,7 +52,7 @@ def check(config):
                      "input.augment.flip=False.")
 
 
-def extract(run: train.Run, variables: dict, split: str) -> np.ndarray:
+def extract(run: loop.Run, variables: dict, split: str) -> np.ndarray:
   """Features of every (unpadded) example of `split`, in order."""
   data = run.setup.data[split]
   n = len(data["label"])
@@ -74,7 +74,7 @@ def extract(run: train.Run, variables: dict, split: str) -> np.ndarray:
   return np.concatenate(chunks)[:n]
 
 
-def cached_features(run: train.Run, variables: dict, split: str) -> dict:
+def cached_features(run: loop.Run, variables: dict, split: str) -> dict:
   """{'features', 'label'} of `split`, from workdir/features/ if they were
   made from the same backbone source, level and input pipeline."""
   c = run.config
@@ -179,16 +179,16 @@ def train_head(config, params: dict, train_data: dict, eval_data: dict,
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """`train.train_and_evaluate` for a frozen backbone, on cached features."""
+  """`loop.train_and_evaluate` for a frozen backbone, on cached features."""
   config_check.check(config)
   check(config)
   lock = workdir_lib.Lock(workdir) if jax.process_index() == 0 else None
   try:
-    run, state = train.build(config, workdir)
+    run, state = loop.build(config, workdir)
     # The head trains from build's initialisation, as in training; an
     # interrupted run (nothing saved before the end) trains it anew.
     head = jax.device_get(state.params[HEAD])
-    state, sums = train.restore(run, state)
+    state, sums = loop.restore(run, state)
     if lock is not None:
       lock.accept()
       workdir_lib.write_config(run.workdir, config)
@@ -207,9 +207,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     params = parallel.put_replicated(jax.device_get(params), run.runner.mesh)
     state = state.replace(step=jnp.full_like(state.step, run.total_steps),
                           params={**state.params, HEAD: params})
-    train.save(run, run.total_steps, state, sums)
+    loop.save(run, run.total_steps, state, sums)
     run.ckpts.close()
-    train.finish(run, state, history)
+    loop.finish(run, state, history)
     return history[-1]
   finally:
     if lock is not None:

@@ -5,47 +5,78 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssl_jax import checkpointing
+from ssl_jax import plugins
+from ssl_jax.train import checkpoints
 
-_OPTIMIZERS = {
-    "adam": lambda lr, c: optax.adam(lr),
-    "adamw": lambda lr, c: optax.adamw(lr, weight_decay=c.weight_decay),
-    "sgd": lambda lr, c: optax.sgd(lr),
-    "momentum": lambda lr, c: optax.sgd(lr, momentum=c.momentum,
-                                        nesterov=True),
-    "rmsprop": lambda lr, c: optax.rmsprop(lr),
-    "adadelta": lambda lr, c: optax.adadelta(lr),
-}
+# Optimizers: fn(learning rate or schedule, config.optimizer) -> optax
+# transformation; `optimizer.name` names one of these or an import path
+# (ssl_jax/plugins.py).
 
 
-def names() -> list[str]:
-  return sorted(_OPTIMIZERS)
+def adam(lr, c):
+  del c
+  return optax.adam(lr)
+
+
+def adamw(lr, c):
+  return optax.adamw(lr, weight_decay=c.weight_decay)
+
+
+def sgd(lr, c):
+  del c
+  return optax.sgd(lr)
+
+
+def momentum(lr, c):
+  return optax.sgd(lr, momentum=c.momentum, nesterov=True)
+
+
+def rmsprop(lr, c):
+  del c
+  return optax.rmsprop(lr)
+
+
+def adadelta(lr, c):
+  del c
+  return optax.adadelta(lr)
+
+
+# Schedules: fn(config.optimizer, total steps, steps per epoch) -> the
+# schedule after warmup; `optimizer.schedule` names one or an import path.
+
+
+def constant(c, total_steps, steps_per_epoch):
+  del total_steps, steps_per_epoch
+  return optax.constant_schedule(c.learning_rate)
+
+
+def cosine(c, total_steps, steps_per_epoch):
+  """Cosine decay to zero over the steps after warmup."""
+  del steps_per_epoch
+  return optax.cosine_decay_schedule(c.learning_rate,
+                                     max(total_steps - c.warmup_steps, 1))
+
+
+def step(c, total_steps, steps_per_epoch):
+  """Times `decay_factor` every `decay_every_epochs` epochs."""
+  del total_steps
+  if not (steps_per_epoch and c.decay_every_epochs and c.decay_factor):
+    # optax would silently make such a schedule constant.
+    raise ValueError("optimizer.schedule='step' needs decay_every_epochs > "
+                     "0, decay_factor > 0 and the epoch length, got "
+                     f"{c.decay_every_epochs}, {c.decay_factor}, "
+                     f"{steps_per_epoch}.")
+  return optax.exponential_decay(
+      c.learning_rate, c.decay_every_epochs * steps_per_epoch, c.decay_factor,
+      staircase=True)
 
 
 def make_schedule(config, total_steps: int,
                   steps_per_epoch: int = 0) -> optax.Schedule:
-  """'constant', 'cosine' decay to zero, or 'step': times `decay_factor`
-  every `decay_every_epochs` epochs (of `steps_per_epoch` steps); after
-  `warmup_steps` linear warmup."""
+  """`config.schedule` after `warmup_steps` of linear warmup."""
   lr, warmup = config.learning_rate, config.warmup_steps
-  if config.schedule == "constant":
-    main = optax.constant_schedule(lr)
-  elif config.schedule == "cosine":
-    main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
-  elif config.schedule == "step":
-    if not (steps_per_epoch and config.decay_every_epochs
-            and config.decay_factor):
-      # optax would silently make such a schedule constant.
-      raise ValueError("optimizer.schedule='step' needs decay_every_epochs > "
-                       "0, decay_factor > 0 and the epoch length, got "
-                       f"{config.decay_every_epochs}, {config.decay_factor}, "
-                       f"{steps_per_epoch}.")
-    main = optax.exponential_decay(
-        lr, config.decay_every_epochs * steps_per_epoch, config.decay_factor,
-        staircase=True)
-  else:
-    raise ValueError(f"optimizer.schedule must be 'constant', 'cosine' or "
-                     f"'step', got {config.schedule!r}.")
+  main = plugins.load("schedule", config.schedule, "optimizer.schedule")(
+      config, total_steps, steps_per_epoch)
   if not warmup:
     return main
   return optax.join_schedules(
@@ -60,7 +91,7 @@ def frozen_labels(pattern: str):
   """
   def labels(params):
     paths = jax.tree_util.tree_map_with_path(
-        lambda p, _: checkpointing.path_str(p), params)
+        lambda p, _: checkpoints.path_str(p), params)
     if not any(re.search(pattern, p) for p in jax.tree.leaves(paths)):
       raise ValueError(f"optimizer.frozen_params={pattern!r} matches no "
                        f"parameter; paths look like "
@@ -99,9 +130,7 @@ def clip_each_by_norm(max_norm: float) -> optax.GradientTransformation:
 
 def _make_trained(config, total_steps: int, steps_per_epoch: int,
                   lr_scale: float) -> optax.GradientTransformation:
-  if config.name not in _OPTIMIZERS:
-    raise ValueError(f"Unknown optimizer {config.name!r}; known: "
-                     f"{sorted(_OPTIMIZERS)}.")
+  optimizer = plugins.load("optimizer", config.name, "optimizer.name")
   parts = []
   if config.grad_clip_norm:
     parts.append(clip_each_by_norm(config.grad_clip_norm)
@@ -112,6 +141,6 @@ def _make_trained(config, total_steps: int, steps_per_epoch: int,
   schedule = make_schedule(config, total_steps, steps_per_epoch)
   # Any factor keeps a callable learning rate, hence the same optimizer state
   # structure: phases can swap the optimizer on the same state.
-  parts.append(_OPTIMIZERS[config.name](lambda s: lr_scale * schedule(s),
+  parts.append(optimizer(lambda s: lr_scale * schedule(s),
                                         config))
   return optax.chain(*parts)

@@ -14,7 +14,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from ssl_jax import checkpointing
+from ssl_jax.train import checkpoints
 
 SUBTREE = "backbone"
 PACKAGE = "package:"  # init_from prefix of a weights package's model name.
@@ -24,9 +24,9 @@ def load_variables(path: str) -> dict:
   """{'params', 'batch_stats'} of the checkpoint at `path` (see module doc)."""
   if path.startswith(PACKAGE):
     # Imported here: training reaches into tools/ only for this source.
-    from ssl_jax.tools import convert_torch  # pylint: disable=g-import-not-at-top
-    return convert_torch.load_pth(
-        convert_torch.package_file(path.removeprefix(PACKAGE)),
+    from ssl_jax.models import torch_weights  # pylint: disable=g-import-not-at-top
+    return torch_weights.load_pth(
+        torch_weights.package_file(path.removeprefix(PACKAGE)),
         include_top=False)
   root = pathlib.Path(path)
   if (root / "checkpoints").is_dir():
@@ -35,7 +35,7 @@ def load_variables(path: str) -> dict:
     raise FileNotFoundError(f"init_from={path!r}: no such directory; expected "
                             "a training workdir, its checkpoints/ directory or"
                             " a converted checkpoint.")
-  tree = checkpointing.read(root)
+  tree = checkpoints.read(root)
   tree = tree.get("state", tree)  # Training checkpoints hold the TrainState.
   return {"params": tree["params"], "batch_stats": tree.get("batch_stats", {})}
 
@@ -57,7 +57,7 @@ def transplant(variables: dict, pretrained: dict, source: str = "") -> dict:
       continue
     theirs = pretrained.get(collection, {})
     theirs = theirs.get(SUBTREE, theirs)
-    diff = checkpointing.mismatches(theirs, ours[SUBTREE])
+    diff = checkpoints.mismatches(theirs, ours[SUBTREE])
     if diff:
       raise ValueError(
           f"init_from={source!r}: its {collection} do not fit this model's "

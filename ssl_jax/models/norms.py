@@ -16,10 +16,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import lax
 
+from ssl_jax import plugins
+
 Dtype = Any
-
-KINDS = ('batch', 'layer', 'group', 'instance', 'rms', 'none')
-
 
 def _f32(x):
   """Promotes half precision to float32 (keeps float64)."""
@@ -199,31 +198,56 @@ class Identity(nn.Module):
     return x
 
 
+# Norms: fn(train, axis_name, momentum, epsilon, num_groups, dtype) -> a
+# layer constructor; `model.norm` names one of these or an import path
+# (ssl_jax/plugins.py).
+
+
+def batch(train, axis_name, momentum, epsilon, num_groups, dtype):
+  del num_groups
+  return functools.partial(BatchNorm, use_running_average=not train,
+                           axis_name=axis_name, momentum=momentum,
+                           epsilon=epsilon, dtype=dtype)
+
+
+def layer(train, axis_name, momentum, epsilon, num_groups, dtype):
+  del train, axis_name, momentum, num_groups
+  return functools.partial(LayerNorm, epsilon=epsilon, dtype=dtype)
+
+
+def group(train, axis_name, momentum, epsilon, num_groups, dtype):
+  del train, axis_name, momentum
+  return functools.partial(GroupNorm, num_groups=num_groups, epsilon=epsilon,
+                           dtype=dtype)
+
+
+def instance(train, axis_name, momentum, epsilon, num_groups, dtype):
+  del train, axis_name, momentum, num_groups
+  return functools.partial(InstanceNorm, epsilon=epsilon, dtype=dtype)
+
+
+def rms(train, axis_name, momentum, epsilon, num_groups, dtype):
+  del train, axis_name, momentum, num_groups
+  return functools.partial(RMSNorm, epsilon=epsilon, dtype=dtype)
+
+
+def none(train, axis_name, momentum, epsilon, num_groups, dtype):
+  del train, axis_name, momentum, epsilon, num_groups, dtype
+  return Identity
+
+
 def norm_layer(kind: str, *, train: bool, axis_name: str | None = None,
                momentum: float = 0.9, epsilon: float = 1e-5,
                num_groups: int = 32, dtype=None) -> Callable[..., nn.Module]:
   """Returns a constructor for the normalization named `kind`.
 
-  kind is one of 'batch', 'layer', 'group', 'instance', 'rms', 'none'.
   Used inside a compact module as:
     norm = norm_layer(...); x = norm(name='bn1')(x)
   `train`, `axis_name` and `momentum` only affect 'batch'; `num_groups` only
   'group'.
   """
-  common = dict(epsilon=epsilon, dtype=dtype)
-  constructors = {
-      'batch': functools.partial(
-          BatchNorm, use_running_average=not train, axis_name=axis_name,
-          momentum=momentum, **common),
-      'layer': functools.partial(LayerNorm, **common),
-      'group': functools.partial(GroupNorm, num_groups=num_groups, **common),
-      'instance': functools.partial(InstanceNorm, **common),
-      'rms': functools.partial(RMSNorm, **common),
-      'none': Identity,
-  }
-  if kind not in constructors:
-    raise ValueError(f'Unknown norm kind {kind!r}; known kinds: {KINDS}.')
-  return constructors[kind]
+  return plugins.load("norm", kind, "model.norm")(
+      train, axis_name, momentum, epsilon, num_groups, dtype)
 
 
 class NormedModel(nn.Module):

@@ -68,6 +68,27 @@ class AffineParams(NamedTuple):
   brightness: jax.Array
 
 
+def cut_patches(images: jax.Array, corners: jax.Array, size: int,
+                resize_to: int = 0) -> jax.Array:
+  """(B, H, W, C) images, (B, T, 2) int top-left (row, column) corners ->
+  (B * T, size, size, C) patches, example-major; with `resize_to` > 0 each
+  patch resized (bilinear, float32) to resize_to x resize_to."""
+  b, t = corners.shape[:2]
+  channels = images.shape[-1]
+
+  def cut(image, corner):
+    return jax.lax.dynamic_slice(image, (corner[0], corner[1], 0),
+                                 (size, size, channels))
+
+  patches = jax.vmap(jax.vmap(cut, (None, 0)))(images, corners)
+  patches = patches.reshape((b * t, size, size, channels))
+  if resize_to:
+    patches = jax.image.resize(patches.astype(jnp.float32),
+                               (b * t, resize_to, resize_to, channels),
+                               "bilinear")
+  return patches
+
+
 def _source_matrices(params: AffineParams, height: int,
                      width: int) -> jax.Array:
   """(B, 2, 3): output (row, col, 1) -> the (row, col) it samples.

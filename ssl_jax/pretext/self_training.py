@@ -17,7 +17,7 @@ import pathlib
 from absl import logging
 import numpy as np
 
-from ssl_jax.tools import predict
+from ssl_jax import inference
 
 FILE = "pseudo_labels.json"
 
@@ -28,7 +28,7 @@ def pseudo_label(cfg, images, true_labels: np.ndarray, image_shape,
   the teacher's argmax, and whether its probability is >= cfg.threshold.
   `true_labels` (-1: unknown) only feed the reported accuracy; with
   `workdir`, the counts go to workdir/pseudo_labels.json."""
-  teacher = predict.Predictor(cfg.teacher)
+  teacher = inference.Predictor(cfg.teacher)
   info = teacher.info
   if (tuple(info.image_shape) != tuple(image_shape)
       or info.num_classes != num_classes):

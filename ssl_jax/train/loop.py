@@ -1,4 +1,5 @@
-"""Training and evaluation: pure jitted steps and the loop around them."""
+"""The training loop: build a run from its config, resume, train epochs,
+record, save, report."""
 import dataclasses
 import functools
 import json
@@ -8,115 +9,24 @@ import time
 from typing import Any, Callable
 
 from absl import logging
-from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_jax import checkpointing
+from ssl_jax.train import checkpoints
 from ssl_jax import config_check
-from ssl_jax import feeds
-from ssl_jax import input_pipeline
+from ssl_jax.data import feeds
+from ssl_jax.data import input_pipeline
 from ssl_jax import models
-from ssl_jax import optim
-from ssl_jax import parallel
-from ssl_jax import pretrained
-from ssl_jax import profiling
-from ssl_jax import reporting
+from ssl_jax.train import optim
+from ssl_jax.train import parallel
+from ssl_jax.train import pretrained
+from ssl_jax.train import profiling
+from ssl_jax.train import reporting
 from ssl_jax import tasks
-from ssl_jax import workdir as workdir_lib
+from ssl_jax.train import workdir as workdir_lib
 from ssl_jax.data import rows
-
-
-class TrainState(train_state.TrainState):
-  batch_stats: Any = None
-  # {'params', 'batch_stats'}: their exponential moving average, or None.
-  ema: Any = None
-
-  def with_ema_reset(self):
-    """The EMA (if any) restarted at the current weights."""
-    if self.ema is None:
-      return self
-    return self.replace(ema={"params": self.params,
-                             "batch_stats": self.batch_stats})
-
-  def ema_weights(self):
-    """This state with the EMA as its weights, for evaluation."""
-    return self.replace(params=self.ema["params"],
-                        batch_stats=self.ema["batch_stats"])
-
-
-def create_train_state(rng, model, tx, sample_input,
-                       ema: bool = False) -> TrainState:
-  variables = model.init(rng, sample_input, train=False)
-  state = TrainState.create(
-      apply_fn=model.apply, params=variables["params"], tx=tx,
-      batch_stats=variables.get("batch_stats", {}), ema={} if ema else None)
-  return state.with_ema_reset()
-
-
-def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
-               axis_name: str | None = None, ema_decay: float = 0.0):
-  """One optimizer step on `batch`; returns (new state, metric sums).
-
-  With `state.ema`, it moves to ema_decay * ema + (1 - ema_decay) * the new
-  parameters and BatchNorm statistics.
-
-  The step's randomness is `rng` folded with the step number (and the device
-  under pmap), so it needs no host-side RNG bookkeeping and resumes exactly.
-  """
-  rng = jax.random.fold_in(rng, state.step)
-  if axis_name is not None:
-    rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-  input_rng, dropout_rng = jax.random.split(rng)
-  if task.expand is not None:
-    batch = task.expand(batch, jax.random.fold_in(input_rng, 1), train=True)
-  x = task.inputs(batch, input_rng, train=True)
-
-  def loss_fn(params):
-    outputs, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, x, train=True,
-        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
-    loss, metrics = task.loss(outputs, batch, axis_name)
-    return loss, (metrics, updates)
-
-  grads, (metrics, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
-  if axis_name is not None:
-    # Losses are normalised by global counts, so the global gradient is a sum.
-    grads, metrics = jax.lax.psum((grads, metrics), axis_name)
-  state = state.apply_gradients(
-      grads=grads, batch_stats=updates.get("batch_stats", state.batch_stats))
-  if state.ema is not None:
-    state = state.replace(ema=jax.tree.map(
-        lambda e, w: ema_decay * e + (1 - ema_decay) * w, state.ema,
-        {"params": state.params, "batch_stats": state.batch_stats}))
-  return state, metrics
-
-
-def eval_step(state: TrainState, batch: dict, *, task,
-              axis_name: str | None = None):
-  """Metric sums of the model in inference mode on `batch`."""
-  if task.expand is not None:
-    batch = task.expand(batch, None, train=False)
-  x = task.inputs(batch, None, train=False)
-  outputs = state.apply_fn({"params": state.params,
-                            "batch_stats": state.batch_stats}, x, train=False)
-  _, metrics = task.loss(outputs, batch, axis_name)
-  if axis_name is not None:
-    metrics = jax.lax.psum(metrics, axis_name)
-  return metrics
-
-
-@jax.jit
-def predict(state: TrainState, x):
-  """Model outputs in inference mode, for reports and interactive use."""
-  return state.apply_fn({"params": state.params,
-                         "batch_stats": state.batch_stats}, x, train=False)
-
-
-@jax.jit
-def _add(a, b):
-  return jax.tree.map(jnp.add, a, b)
+from ssl_jax.train import step as step_lib
 
 
 class Preempted(Exception):
@@ -137,7 +47,7 @@ class _Preemption:
     signal.signal(signal.SIGTERM, self._previous)
 
 
-def _check_finite(sums, step: int, ckpts: checkpointing.Checkpoints):
+def _check_finite(sums, step: int, ckpts: checkpoints.Checkpoints):
   loss = float(sums["loss"][0])
   if not np.isfinite(loss):
     raise FloatingPointError(
@@ -162,7 +72,7 @@ def evaluate(runner, state, feed, split: str, batch_size: int) -> dict:
   sums = None
   for batch in feed.batches(split, input_pipeline.eval_indices(n, batch_size)):
     m = runner.eval(state, batch)
-    sums = runner.from_device_layout(m) if sums is None else _add(
+    sums = runner.from_device_layout(m) if sums is None else step_lib.add(
         sums, runner.from_device_layout(m))
   return jax.device_get(sums)
 
@@ -187,10 +97,10 @@ class Run:
   train_rng: jax.Array
   data_rng: jax.Array
   zero_sums: dict
-  ckpts: checkpointing.Checkpoints
+  ckpts: checkpoints.Checkpoints
 
 
-def build(config, workdir: str) -> tuple[Run, TrainState]:
+def build(config, workdir: str) -> tuple[Run, step_lib.TrainState]:
   """The task, data on the devices, model, steps and a fresh state."""
   workdir = pathlib.Path(workdir)
   is_main = jax.process_index() == 0
@@ -213,9 +123,9 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
       config.model.name, setup.model_kwargs, **{**model_kwargs, **phase})
   mesh = parallel.make_mesh()
   runner = parallel.Runner(config.parallel, mesh,
-                           functools.partial(train_step, task=task,
+                           functools.partial(step_lib.train_step, task=task,
                                              ema_decay=config.ema_decay),
-                           functools.partial(eval_step, task=task))
+                           functools.partial(step_lib.eval_step, task=task))
   streams = setup.streams or ((len(data["train"]["label"]),
                                 config.input.batch_size),)
   batch_size = sum(b for _, b in streams)
@@ -237,14 +147,14 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
     sample = task.expand(sample, None, False)
   sample = task.inputs(sample, None, False)
   model = model_for({})
-  state = jax.jit(lambda r, x: create_train_state(r, model, tx, x,
+  state = jax.jit(lambda r, x: step_lib.create_train_state(r, model, tx, x,
                                                   bool(config.ema_decay)),
                   out_shardings=parallel.replicated(mesh))(init_rng, sample)
   feed = feeds.make(config, runner, data)
   logging.info("Input pipeline: %s.", feed.kind)
   zero_sums = runner.zero_metrics(
       state, feeds.sample_batch(feed, "train", batch_size), train_rng)
-  ckpts = checkpointing.Checkpoints(workdir / "checkpoints",
+  ckpts = checkpoints.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
   run = Run(config, workdir, is_main, setup, runner, model_for, tx_for, feed,
             eval_splits, streams, batch_size, steps_per_epoch, total_steps,
@@ -254,7 +164,7 @@ def build(config, workdir: str) -> tuple[Run, TrainState]:
   return run, state
 
 
-def restore(run: Run, state: TrainState) -> tuple[TrainState, dict]:
+def restore(run: Run, state: step_lib.TrainState) -> tuple[step_lib.TrainState, dict]:
   """The latest checkpoint's state and epoch sums, else a fresh state
   (with `config.init_from`'s backbone) and zero sums."""
   if run.ckpts.latest_step() is not None:
@@ -295,7 +205,7 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
     trace.at(step, dev_state)
   for batch in run.feed.batches("train", indices, step % run.steps_per_epoch):
     dev_state, metrics = run.runner.train(dev_state, batch, run.train_rng)
-    sums = _add(sums, run.runner.from_device_layout(metrics))
+    sums = step_lib.add(sums, run.runner.from_device_layout(metrics))
     step += 1
     if trace is not None:
       trace.at(step, dev_state)
@@ -350,7 +260,7 @@ def finish(run: Run, dev_state, history: list[dict]):
   if run.setup.report is not None:
     # On the host first: process 0 alone must not run a global computation.
     state = jax.device_get(run.runner.from_device_layout(dev_state))
-    run.setup.report(functools.partial(predict, state), run.setup.data,
+    run.setup.report(functools.partial(step_lib.predict, state), run.setup.data,
                      run.workdir)
   if history:
     split = run.eval_splits[0]

@@ -1,0 +1,2 @@
+"""Evaluation beyond the loss: k-NN monitor, per-class reports, frozen-feature
+linear evaluation."""

@@ -1,0 +1,2 @@
+"""Training: the jitted steps, the loop, parallelism, optimizers, checkpoints
+and the workdir."""
