@@ -44,7 +44,7 @@ def _setup(axis_name=None, features=(8, 16, 16), dense=32, batch=32,
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  from ssl_jax import train  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   from ssl_jax.models import get_model  # pylint: disable=g-import-not-at-top
   from ssl_jax.tasks import classification  # pylint: disable=g-import-not-at-top
   from ssl_jax.tasks import Task  # pylint: disable=g-import-not-at-top
@@ -57,7 +57,7 @@ def _setup(axis_name=None, features=(8, 16, 16), dense=32, batch=32,
   rng = np.random.default_rng(0)
   data = {"image": rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8),
           "label": rng.integers(0, 10, (batch,)).astype(np.int32)}
-  state = train.create_train_state(
+  state = step_lib.create_train_state(
       jax.random.key(1), model, optax.sgd(0.05),
       task.inputs(jax.tree.map(lambda a: a[:1], data), None, False))
   return task, state, data
@@ -67,12 +67,12 @@ def _run_steps(mode: str, steps: int):
   """`steps` steps of the `mode` ('jit' or 'pmap') runner over all devices."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from ssl_jax import parallel  # pylint: disable=g-import-not-at-top
-  from ssl_jax import train  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import parallel  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   task, state, data = _setup(axis_name="data" if mode == "pmap" else None)
   runner = parallel.Runner(mode, parallel.make_mesh(),
-                           functools.partial(train.train_step, task=task),
-                           functools.partial(train.eval_step, task=task))
+                           functools.partial(step_lib.train_step, task=task),
+                           functools.partial(step_lib.eval_step, task=task))
   table = parallel.put_replicated(
       np.arange(len(data["label"]), dtype=np.int32)[None], runner.mesh)
   data = parallel.put_replicated(data, runner.mesh)
@@ -86,10 +86,10 @@ def _run_steps(mode: str, steps: int):
 def _speed(dtype: str, repeats: int = 20) -> float:
   """Examples/s of the seeds' core CNN train step at batch 128."""
   import jax  # pylint: disable=g-import-not-at-top
-  from ssl_jax import train  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import step as step_lib  # pylint: disable=g-import-not-at-top
   task, state, data = _setup(features=(32, 64, 128), dense=1024, batch=128,
                              dtype=dtype)
-  step = jax.jit(functools.partial(train.train_step, task=task))
+  step = jax.jit(functools.partial(step_lib.train_step, task=task))
   data = jax.device_put(data)
   key = jax.random.key(0)
   state, m = step(state, data, key)  # Compile.

@@ -58,6 +58,9 @@ BUILTIN = {
 ATTRIBUTE = {"pretext": None, "model": "Model", "dataset": "DATASET",
              "task": None, "optimizer": "optimizer", "schedule": "schedule",
              "norm": "norm"}
+# What a module-valued plug-in must define.
+REQUIRED = {"pretext": ("get_config", "spec", "transform", "loss"),
+            "task": ("setup",)}
 
 
 def names(kind: str) -> list[str]:
@@ -97,6 +100,12 @@ def load(kind: str, name: str, field: str = "") -> Any:
         "the run (installed, or on PYTHONPATH).") from e
   attribute = attribute or ATTRIBUTE[kind]
   if attribute is None:
+    missing = [n for n in REQUIRED.get(kind, ())
+               if not callable(getattr(module, n, None))]
+    if missing:
+      raise ValueError(f"{kind} {name!r}{where}: module {module_name!r} lacks "
+                       f"{missing}; a {kind} module defines "
+                       f"{list(REQUIRED[kind])}.")
     return module
   if not hasattr(module, attribute):
     raise ValueError(f"{kind} {name!r}{where}: module {module_name!r} has no "

@@ -76,7 +76,7 @@ def untimed(record: dict) -> dict:
 
 
 def read_checkpoint(workdir, step=None):
-  from ssl_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import checkpoints  # pylint: disable=g-import-not-at-top
   return checkpoints.read(pathlib.Path(workdir) / "checkpoints", step)
 
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ssl_jax import pretext
 from ssl_jax.pretext import exemplar
 
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -44,26 +45,26 @@ def _all_crops(images, p):
 
 def test_config_and_head():
   cfg = exemplar.get_config()
-  assert exemplar.head(cfg) == {"outputs": 128, "hidden": (256,), "concat": 1}
+  assert exemplar.spec(cfg).head == pretext.Head(128, (256,), 1)
   assert (cfg.copies, cfg.loss, cfg.temperature, cfg.margin) == (
       2, "nt_xent", 0.5, 0.5)
   with pytest.raises(ValueError, match="copies must be >= 2"):
     exemplar.transform(_cfg(copies=1), _images(), jax.random.key(0), True)
   with pytest.raises(ValueError, match="'nt_xent' or 'triplet'"):
     exemplar.loss(_cfg(loss="hinge"), jnp.ones((4, 3)),
-                  {"target": jnp.array([0, 0, 1, 1])}, jnp.ones(4))
+                  pretext.Views(None, jnp.array([0, 0, 1, 1]), None), jnp.ones(4))
 
 
 def test_copies_are_crops_and_flips_of_their_own_image():
   images, p, v = _images(), 2, 3
   cfg = _cfg(copies=v, crop_padding=p, color_jitter=0.0, grayscale_prob=0.0)
   views = jax.device_get(_transform(cfg, images, jax.random.key(1), True))
-  copies = views["images"]
+  copies = views.images
   assert copies.dtype == np.float32 and copies.shape == (8 * v, 8, 8, 3)
   expected_source = np.repeat(np.arange(8), v)  # Example-major.
-  np.testing.assert_array_equal(views["source"], expected_source)
-  np.testing.assert_array_equal(views["target"], expected_source)
-  assert views["source"].dtype == views["target"].dtype == np.int32
+  np.testing.assert_array_equal(views.source, expected_source)
+  np.testing.assert_array_equal(views.target, expected_source)
+  assert views.source.dtype == views.target.dtype == np.int32
 
   crops, moves = _all_crops(images, p)
   # match[r, i, k]: copy r is exactly crop k of image i.
@@ -85,11 +86,11 @@ def test_copies_are_crops_and_flips_of_their_own_image():
 
 def test_evaluation_copies_are_deterministic():
   images, cfg = _images(), _cfg()
-  first = _transform(cfg, images, None, False)["images"]
-  again = _transform(cfg, images, None, False)["images"]
+  first = _transform(cfg, images, None, False).images
+  again = _transform(cfg, images, None, False).images
   np.testing.assert_array_equal(first, again)
-  train_a = _transform(cfg, images, jax.random.key(5), True)["images"]
-  train_b = _transform(cfg, images, jax.random.key(6), True)["images"]
+  train_a = _transform(cfg, images, jax.random.key(5), True).images
+  train_b = _transform(cfg, images, jax.random.key(6), True).images
   assert not np.array_equal(train_a, train_b)
 
 
@@ -98,7 +99,7 @@ def test_jittered_copies_stay_in_range(grey):
   images = _images(16)
   cfg = _cfg(copies=2, color_jitter=0.8, grayscale_prob=grey)
   copies = np.asarray(_transform(cfg, images, jax.random.key(2), True)
-                      ["images"])
+                      .images)
   assert copies.dtype == np.float32 and copies.shape == (32, 8, 8, 3)
   assert np.isfinite(copies).all()
   assert copies.min() >= 0 and copies.max() <= 255
@@ -160,7 +161,7 @@ def _np_loss(kind, z, target, mask, temperature=0.5, margin=0.5):
 
 def _loss(cfg, outputs, target, mask):
   return jax.jit(functools.partial(exemplar.loss, cfg))(
-      outputs, {"target": target}, mask)
+      outputs, pretext.Views(None, target, None), mask)
 
 
 @pytest.mark.parametrize("kind", ["nt_xent", "triplet"])
@@ -196,7 +197,7 @@ def test_loss_matches_numpy(kind, v):
   np.testing.assert_array_equal(dropped_metrics["accuracy"],
                                 metrics["accuracy"])
   grads = jax.jit(jax.grad(lambda o: exemplar.loss(
-      cfg, o, {"target": target}, mask)[0]))(outputs)
+      cfg, o, pretext.Views(None, target, None), mask)[0]))(outputs)
   assert np.isfinite(grads).all() and not np.asarray(grads)[~keep].any()
 
 
@@ -222,7 +223,7 @@ def test_pmap_matches_single_device(kind):
   cfg = _cfg(loss=kind)
 
   def value_and_grads(w, x, target, m, axis_name):
-    fn = lambda w, x: exemplar.loss(cfg, x @ w, {"target": target}, m,
+    fn = lambda w, x: exemplar.loss(cfg, x @ w, pretext.Views(None, target, None), m,
                                     axis_name)
     return jax.value_and_grad(fn, argnums=(0, 1), has_aux=True)(w, x)
 

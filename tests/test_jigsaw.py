@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from ssl_jax import plugins
 from ssl_jax import pretext
 from ssl_jax.pretext import jigsaw
 
@@ -57,17 +58,17 @@ def test_tiles_put_back_in_their_cells_rebuild_the_image(grid, shape):
     out = _run(cfg, images, rng)
     t = grid * grid
     c = min(shape[1:3]) // grid
-    assert out["images"].shape == (shape[0] * t, c, c, shape[3])
-    assert out["images"].dtype == np.uint8
-    tiles = out["images"].reshape((shape[0], t) + out["images"].shape[1:])
+    assert out.images.shape == (shape[0] * t, c, c, shape[3])
+    assert out.images.dtype == np.uint8
+    tiles = out.images.reshape((shape[0], t) + out.images.shape[1:])
     for i, image in enumerate(images):
       canvas = np.zeros((grid * c, grid * c, shape[3]), np.int32) - 1
-      for j, cell in enumerate(perms[out["target"][i]]):
+      for j, cell in enumerate(perms[out.target[i]]):
         r, col = divmod(int(cell), grid)
         canvas[r * c:(r + 1) * c, col * c:(col + 1) * c] = tiles[i, j]
       np.testing.assert_array_equal(canvas, _square(image, grid)[0])
-    np.testing.assert_array_equal(out["source"], np.arange(shape[0]))
-    assert out["target"].dtype == np.int32
+    np.testing.assert_array_equal(out.source, np.arange(shape[0]))
+    assert out.target.dtype == np.int32
 
 
 def test_jittered_tiles_are_the_slices_at_their_offsets():
@@ -76,23 +77,23 @@ def test_jittered_tiles_are_the_slices_at_their_offsets():
   cfg = _cfg(grid=grid, jitter=jitter)
   perms = jigsaw.permutations(4, 24, 0)
   out = _run(cfg, images, jax.random.key(5))
-  assert out["images"].shape == (32 * 4, 13, 13, 3)
-  assert out["offsets"].shape == (32, 4, 2)
-  assert out["offsets"].min() == 0 and out["offsets"].max() == jitter
-  assert len(set(out["target"].tolist())) > 12  # Random puzzles, not one.
-  expected = _reference_tiles(images, perms[out["target"]], out["offsets"],
+  assert out.images.shape == (32 * 4, 13, 13, 3)
+  assert out.extra.shape == (32, 4, 2)
+  assert out.extra.min() == 0 and out.extra.max() == jitter
+  assert len(set(out.target.tolist())) > 12  # Random puzzles, not one.
+  expected = _reference_tiles(images, perms[out.target], out.extra,
                               grid, 13)
-  np.testing.assert_array_equal(out["images"], expected)
+  np.testing.assert_array_equal(out.images, expected)
 
   evaluation = _run(cfg, images, None)
-  np.testing.assert_array_equal(evaluation["offsets"], 1)  # jitter // 2.
-  np.testing.assert_array_equal(evaluation["target"], np.arange(32) % 24)
+  np.testing.assert_array_equal(evaluation.extra, 1)  # jitter // 2.
+  np.testing.assert_array_equal(evaluation.target, np.arange(32) % 24)
   np.testing.assert_array_equal(
-      evaluation["images"],
+      evaluation.images,
       _reference_tiles(images, perms[np.arange(32) % 24],
                        np.ones((32, 4, 2), int), grid, 13))
   again = _run(cfg, images, None)
-  np.testing.assert_array_equal(again["images"], evaluation["images"])
+  np.testing.assert_array_equal(again.images, evaluation.images)
 
 
 def _hamming(a, b):
@@ -126,7 +127,7 @@ def test_grid_3_set_is_a_greedy_max_min_hamming_trace():
 
 def test_bad_fields_are_named():
   with pytest.raises(ValueError, match="num_permutations"):
-    jigsaw.head(_cfg(num_permutations=25))
+    jigsaw.spec(_cfg(num_permutations=25))
   with pytest.raises(ValueError, match="num_permutations"):
     jigsaw.permutations(4, 25, 0)
   with pytest.raises(ValueError, match="grid"):
@@ -137,8 +138,8 @@ def test_bad_fields_are_named():
 
 def test_head_and_registry():
   cfg = _cfg(grid=3, num_permutations=100, head_hidden=[64])
-  assert jigsaw.head(cfg) == {"outputs": 100, "hidden": (64,), "concat": 9}
-  assert pretext.get("jigsaw") is jigsaw
+  assert jigsaw.spec(cfg).head == pretext.Head(100, (64,), 9)
+  assert plugins.load("pretext", "jigsaw") is jigsaw
 
 
 def test_loss_is_masked_cross_entropy():
@@ -148,7 +149,7 @@ def test_loss_is_masked_cross_entropy():
   logits[[0, 1, 6], target[[0, 1, 6]]] += 20.0  # Rows 0, 1, 6 are right.
   mask = np.array([1, 1, 1, 1, 1, 0, 0, 0], np.float32)  # 5..7: padding.
   loss, metrics = jax.jit(lambda o, v, m: jigsaw.loss(None, o, v, m))(
-      logits, {"target": target}, mask)
+      logits, pretext.Views(None, target, None), mask)
   shifted = logits - logits.max(-1, keepdims=True)
   log_softmax = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
   ce = -log_softmax[np.arange(8), target]
@@ -164,10 +165,10 @@ def test_resized_tiles_match_jax_image_resize_of_numpy_tiles():
   images = _images((4, 32, 32, 3), seed=3)
   out = _run(_cfg(grid=grid, jitter=jitter, tile_size=size), images,
              jax.random.key(1))
-  assert out["images"].shape == (16, size, size, 3)
-  assert out["images"].dtype == np.float32
+  assert out.images.shape == (16, size, size, 3)
+  assert out.images.dtype == np.float32
   tiles = _reference_tiles(images, jigsaw.permutations(4, 24, 0)[
-      out["target"]], out["offsets"], grid, 14).astype(np.float32)
+      out.target], out.extra, grid, 14).astype(np.float32)
   expected = jax.image.resize(tiles, (16, size, size, 3), "bilinear")
-  np.testing.assert_allclose(out["images"], expected, atol=1e-3)
-  assert 0 <= out["images"].min() and out["images"].max() <= 255
+  np.testing.assert_allclose(out.images, expected, atol=1e-3)
+  assert 0 <= out.images.min() and out.images.max() <= 255

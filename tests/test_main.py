@@ -52,17 +52,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_early_stopping_counts_epochs_since_best():
-  from ssl_jax import train  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import loop  # pylint: disable=g-import-not-at-top
   config = helpers.load_config()
   config.early_stopping.patience = 2
   history = [{"val_accuracy": a} for a in (0.1, 0.3, 0.2, 0.25)]
-  assert train._early_stop(history, config)  # Best at 2nd, 2 epochs since.
-  assert not train._early_stop(history[:3], config)
+  assert loop._early_stop(history, config)  # Best at 2nd, 2 epochs since.
+  assert not loop._early_stop(history[:3], config)
   config.early_stopping.metric = "val_loss"
-  assert not train._early_stop([{"val_loss": l} for l in (3, 2, 2.5)], config)
-  assert train._early_stop([{"val_loss": l} for l in (1, 2, 2.5)], config)
+  assert not loop._early_stop([{"val_loss": l} for l in (3, 2, 2.5)], config)
+  assert loop._early_stop([{"val_loss": l} for l in (1, 2, 2.5)], config)
   config.early_stopping.patience = 0
-  assert not train._early_stop(history, config)
+  assert not loop._early_stop(history, config)
 
 
 def test_pmap_loop_equals_jit_loop(tmp_path):
@@ -71,14 +71,14 @@ def test_pmap_loop_equals_jit_loop(tmp_path):
   Without dropout and augmentation the two draw no per-device randomness.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  from ssl_jax import train  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import loop  # pylint: disable=g-import-not-at-top
   runs = {}
   for mode in ("jit", "pmap"):
     config = helpers.tiny_config(**{"model.dropout_rate": 0.0,
                                     "input.augment.crop_padding": 0,
                                     "input.augment.flip": False,
                                     "num_epochs": 2, "parallel": mode})
-    last = train.train_and_evaluate(config, tmp_path / mode)
+    last = loop.train_and_evaluate(config, tmp_path / mode)
     runs[mode] = last, helpers.read_checkpoint(tmp_path / mode)["state"]
   (jit_last, jit_state), (pmap_last, pmap_state) = runs["jit"], runs["pmap"]
   for a, b in zip(jax.tree.leaves(jit_state), jax.tree.leaves(pmap_state)):
@@ -89,7 +89,7 @@ def test_pmap_loop_equals_jit_loop(tmp_path):
 
 def test_progress_is_a_bar_on_a_terminal(caplog):
   import io  # pylint: disable=g-import-not-at-top
-  from ssl_jax import reporting  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import reporting  # pylint: disable=g-import-not-at-top
   screen = io.StringIO()
   bar = reporting.Progress(total_steps=20, first_step=0, batch_size=32,
                            stream=screen)

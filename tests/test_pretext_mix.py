@@ -11,6 +11,8 @@ import pytest
 from ssl_jax import losses
 from ssl_jax.train import parallel
 from ssl_jax import pretext
+from ssl_jax.pretext import jigsaw
+from ssl_jax.pretext import rotation
 from ssl_jax.train import loop
 from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
@@ -75,11 +77,14 @@ def test_masked_loss_equals_hand_computation():
   label = np.where(class_mask > 0, rng.integers(0, 10, n), -1)  # -1: none.
   target = rng.integers(0, 4, n)
   batch = {"label": label, "class_mask": class_mask,
-           "views": {"rotation": {"target": target, "mask": rot_mask}}}
-  config = ml_collections.ConfigDict({"weight": 0.5})
+           "views": {"rotation": pretext.Views(None, target, None)},
+           "view_masks": {"rotation": rot_mask}}
+  config = ml_collections.ConfigDict({"weight": 0.5, "mode": "all",
+                                      "head_hidden": ()})
   total, metrics = pretext_mix.loss(
       (jax.tree.map(jnp.asarray, logits), {}), batch, class_weight=3.0,
-      pretexts={"rotation": (pretext.get("rotation"), config)})
+      pretexts={"rotation": pretext_mix.Pretext(
+          rotation, config, rotation.spec(config))})
   ce = lambda z, y: -_log_softmax(z)[np.arange(n), np.maximum(y, 0)]
   mean = lambda v, m: (v * m).sum() / m.sum()
   l_cls = mean(ce(logits["class"], label), class_mask)
@@ -95,23 +100,24 @@ def test_masked_loss_equals_hand_computation():
 
 def test_jigsaw_cuts_its_tiles_from_the_images_before_the_crop():
   """A crop's zero border would tell where a tile sits: jigsaw declares
-  AUGMENTED = False, so its tiles rebuild the batch image exactly while the
+  Spec.raw_images, so its tiles rebuild the batch image exactly while the
   class head's rows are cropped."""
   task, _ = _task("jigsaw")  # Crop padding 4, flips.
   cfg = helpers.load_config("multitask", "quick,pretext=jigsaw").pretext
   cfg.jigsaw.update(jitter=0, tile_size=0)
   task = task._replace(expand=functools.partial(
       task.expand.func, **{**task.expand.keywords, "pretexts": {
-          "jigsaw": (pretext.get("jigsaw"), cfg.jigsaw)}}))
+          "jigsaw": pretext_mix.Pretext(jigsaw, cfg.jigsaw,
+                                        jigsaw.spec(cfg.jigsaw))}}))
   data = _data()
   data["image"] = np.maximum(data["image"], 1)  # No zero pixel of its own.
   out = jax.device_get(jax.jit(lambda b: task.expand(
       b, jax.random.key(0), True))(data))
   tiles = out["groups"]["jigsaw"].reshape(16, 4, 16, 16, 3)
-  perms = np.asarray(pretext.get("jigsaw").permutations(4, 24, 0))
+  perms = np.asarray(jigsaw.permutations(4, 24, 0))
   for i in range(16):
     rebuilt = np.zeros((32, 32, 3), np.uint8)
-    for slot, cell in enumerate(perms[out["views"]["jigsaw"]["target"][i]]):
+    for slot, cell in enumerate(perms[out["views"]["jigsaw"].target[i]]):
       r, c = divmod(int(cell), 2)
       rebuilt[16 * r:16 * r + 16, 16 * c:16 * c + 16] = tiles[i, slot]
     np.testing.assert_array_equal(rebuilt, data["image"][i])
@@ -215,51 +221,3 @@ def test_pmap_step_equals_jit(names):
       _state(task, heads, data, axis_name="data", dropout=False), data)
   helpers.assert_trees_close(pmap_state.params, jit_state.params)
   helpers.assert_trees_close(pmap_metrics, jit_metrics, atol=1e-4)
-
-
-class FlipPretext:
-  """A pretext task defined here, outside the package: was the image
-  mirrored? It proves a new method needs no edit of ssl_jax."""
-
-  @staticmethod
-  def get_config():
-    return ml_collections.ConfigDict({"weight": 1.0})
-
-  @staticmethod
-  def head(cfg):
-    del cfg
-    return {"outputs": 2, "hidden": (), "concat": 1}
-
-  @staticmethod
-  def transform(cfg, images, rng, train):
-    del cfg
-    b = images.shape[0]
-    flip = (jax.random.bernoulli(rng, 0.5, (b,)) if train
-            else jnp.arange(b) % 2 == 1)
-    mirrored = jnp.where(flip[:, None, None, None], images[:, :, ::-1],
-                         images)
-    return {"images": mirrored, "target": flip.astype(jnp.int32),
-            "source": jnp.arange(b, dtype=jnp.int32)}
-
-  @staticmethod
-  def loss(cfg, outputs, views, mask, axis_name=None):
-    del cfg
-    return losses.masked_cross_entropy(outputs, views["target"], mask,
-                                       axis_name)
-
-
-def test_a_pretext_defined_outside_the_package_trains_end_to_end(tmp_path):
-  pretext.register("flip_test", FlipPretext)
-  config = helpers.tiny_config("multitask", "quick,pretext=flip_test+rotation",
-                               num_epochs=1, steps_per_epoch=2)
-  config.input.source = "files"
-  record = loop.train_and_evaluate(config, tmp_path)
-  assert record["step"] == 2
-  for split in ("train", "test"):
-    assert 0 <= record[f"{split}_flip_test_accuracy"] <= 1
-    assert np.isfinite(record[f"{split}_rotation_loss"])
-  # Its head exists and was trained: it differs from a fresh initialisation.
-  params = helpers.read_checkpoint(tmp_path)["state"]["params"]
-  assert params["flip_test_head"]["out"]["kernel"].shape == (32, 2)
-  with pytest.raises(TypeError, match="lacks"):
-    pretext.register("broken", object())

@@ -60,7 +60,7 @@ def test_random_rotations_match_their_labels():
 def _pretexts(mode):
   cfg = rotation.get_config()
   cfg.mode = mode
-  return {"rotation": (rotation, cfg)}
+  return {"rotation": pretext_mix.Pretext(rotation, cfg, rotation.spec(cfg))}
 
 
 def test_expanded_batch_stays_aligned_when_sharded():
@@ -82,16 +82,16 @@ def test_expanded_batch_stays_aligned_when_sharded():
     views = out["views"]["rotation"]
     rotated = out["groups"]["rotation"]
     for row in range(len(rotated)):
-      i = views["source"][row]
+      i = views.source[row]
       np.testing.assert_array_equal(rotated[row],
-                                    np.rot90(images[i], views["target"][row]))
-    assert views["mask"].sum() == len(rotated)
+                                    np.rot90(images[i], views.target[row]))
+    assert out["view_masks"]["rotation"].sum() == len(rotated)
     if mode == "all":  # Class loss: labeled and unrotated rows only.
       assert len(rotated) == 32 and out["class_mask"].sum() == 4
       for row in np.flatnonzero(out["class_mask"]):
-        assert views["target"][row] == 0
-        assert out["label"][row] == views["source"][row]
-        assert batch["labeled"][views["source"][row]] == 1
+        assert views.target[row] == 0
+        assert out["label"][row] == views.source[row]
+        assert batch["labeled"][views.source[row]] == 1
     else:  # The batch itself is the class head's group.
       np.testing.assert_array_equal(out["groups"]["image"], images)
       np.testing.assert_array_equal(out["class_mask"], batch["labeled"])
@@ -111,7 +111,7 @@ def test_flips_happen_before_rotations():
   for mode in ("all", "random"):
     config.pretext.rotation.mode = mode
     task, _ = pretext_mix.make(config, np.zeros(3, np.float32),
-                               np.ones(3, np.float32), images.shape[1:], 10)
+                               np.ones(3, np.float32), 10)
 
     @jax.jit
     def model_input(b, rng, task=task):
@@ -121,7 +121,7 @@ def test_flips_happen_before_rotations():
     x, views = x["rotation"], out["views"]["rotation"]
     flipped = 0
     for row in range(len(x)):
-      i, k = views["source"][row], views["target"][row]
+      i, k = views.source[row], views.target[row]
       rotations = [np.rot90(img, k) / 255.0
                    for img in (images[i], images[i][:, ::-1])]
       match = [np.allclose(x[row], r, atol=1e-6) for r in rotations]
