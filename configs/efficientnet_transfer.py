@@ -54,7 +54,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.backbone_config = {  # The backbone's fields; no top, pooled.
       "variant": "b0", "include_top": False, "pooling": "avg",
       "drop_connect_rate": 0.2}  # Keras's stochastic depth rate.
-  c.model.features = "pre_logits"  # The pooled 1280 top features.
+  c.model.feature_level = "pre_logits"  # The pooled 1280 top features.
   c.model.head_dropout_rate = 0.0  # None: the seeds list no dropout.
   c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
   c.classifier.hidden = (256, 256)  # The seeds' Dense 256 - Dense 256.

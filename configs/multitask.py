@@ -55,7 +55,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.backbone = args.get("backbone", "core_cnn")  # From ssl_jax.models.
   # The backbone's fields, its defaults (the core CNN's are the seeds' net).
   c.model.backbone_config = models.default_fields(c.model.backbone)
-  c.model.features = "pre_logits"  # Backbone feature the heads read.
+  c.model.feature_level = "pre_logits"  # Backbone feature the heads read.
   c.model.head_dropout_rate = 0.3  # Dropout on the features before the heads.
   c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
 

@@ -68,7 +68,7 @@ def main(_):
     runs = {level: [experiment.run(
         f"{config},mode=linear", out / f"{level}_k{k}_s{s}",
         {**FROZEN, **quick, "seed": int(s), "input.labels_per_class": k,
-         "model.features": level, "init_from": _INIT_FROM.value})
+         "model.feature_level": level, "init_from": _INIT_FROM.value})
                     for s in _SEEDS.value] for level in _LEVELS.value}
     rows += [_row("frozen, linear", level, k, r) for level, r in runs.items()]
     if _BASELINE.value:

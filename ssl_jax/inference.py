@@ -14,8 +14,8 @@ import numpy as np
 
 from ssl_jax import models
 from ssl_jax.data import input_pipeline
+from ssl_jax.pretext import mix
 from ssl_jax.tasks import classification
-from ssl_jax.tasks import pretext_mix
 from ssl_jax.train import checkpoints
 
 
@@ -36,11 +36,10 @@ class Predictor:
     # Pretexts whose head can say something of a plain image.
     self.describers = {}
     if self.config.task == "pretext_mix":
-      _, kwargs["heads"] = pretext_mix.make(self.config, info.mean, info.std,
-                                            info.num_classes)
-      self.describers = {
-          name: p for name, p in pretext_mix.pretexts_of(self.config).items()
-          if hasattr(p.module, "describe")}
+      pretexts = mix.pretexts_of(self.config)
+      kwargs["heads"] = mix.heads(self.config, pretexts, info.num_classes)
+      self.describers = {name: p for name, p in pretexts.items()
+                         if hasattr(p.module, "describe")}
     elif self.config.task != "classification":
       raise ValueError(f"{workdir} holds a {self.config.task!r} run; predict "
                        "reads image classification runs.")

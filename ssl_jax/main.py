@@ -38,7 +38,10 @@ _DISTRIBUTED = flags.DEFINE_bool(
 _VERBOSE = flags.DEFINE_bool(
     "verbose", False, "Show the traceback of an expected failure (bad config, "
     "missing data, refused rerun); so does $SSL_JAX_TRACEBACK=1.")
-flags.mark_flags_as_required(["config", "workdir"])
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False, "Print the fully resolved config (as the run's "
+    "config.json will hold it) and exit; --workdir is not needed.")
+flags.mark_flag_as_required("config")
 
 
 def _verbose(argv=()) -> bool:
@@ -81,6 +84,11 @@ def _fail(e: Exception):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if _PRINT_CONFIG.value:
+    print(workdir_lib.config_json(flags.FLAGS.config))
+    return
+  if not _WORKDIR.value:
+    raise app.UsageError("--workdir is required.")
   reporting.quiet_library_logs()
   if _COORDINATOR.value or _DISTRIBUTED.value:
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,

@@ -105,7 +105,7 @@ def test_cache_is_reused_only_for_the_same_backbone(run, tmp_path,
   for name, features in (("same", "pre_logits"), ("other", "block1")):
     shutil.copytree(workdir / "features", tmp_path / name / "features")
     result = frozen_features.train_and_evaluate(
-        _config(**{"model.features": features}), str(tmp_path / name))
+        _config(**{"model.feature_level": features}), str(tmp_path / name))
     if name == "same":
       assert calls == []
       assert helpers.untimed(result) == helpers.untimed(last)  # Same seed.

@@ -16,6 +16,7 @@ from ssl_jax.pretext import rotation
 from ssl_jax.train import loop
 from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
+from ssl_jax.pretext import mix
 from ssl_jax.tasks import pretext_mix
 
 import helpers
@@ -83,7 +84,7 @@ def test_masked_loss_equals_hand_computation():
                                       "head_hidden": ()})
   total, metrics = pretext_mix.loss(
       (jax.tree.map(jnp.asarray, logits), {}), batch, class_weight=3.0,
-      pretexts={"rotation": pretext_mix.Pretext(
+      pretexts={"rotation": mix.Pretext(
           rotation, config, rotation.spec(config))})
   ce = lambda z, y: -_log_softmax(z)[np.arange(n), np.maximum(y, 0)]
   mean = lambda v, m: (v * m).sum() / m.sum()
@@ -107,7 +108,7 @@ def test_jigsaw_cuts_its_tiles_from_the_images_before_the_crop():
   cfg.jigsaw.update(jitter=0, tile_size=0)
   task = task._replace(expand=functools.partial(
       task.expand.func, **{**task.expand.keywords, "pretexts": {
-          "jigsaw": pretext_mix.Pretext(jigsaw, cfg.jigsaw,
+          "jigsaw": mix.Pretext(jigsaw, cfg.jigsaw,
                                         jigsaw.spec(cfg.jigsaw))}}))
   data = _data()
   data["image"] = np.maximum(data["image"], 1)  # No zero pixel of its own.

@@ -7,6 +7,7 @@ import pytest
 
 from ssl_jax.train import parallel
 from ssl_jax.pretext import rotation
+from ssl_jax.pretext import mix
 from ssl_jax.tasks import pretext_mix
 
 import helpers
@@ -60,7 +61,7 @@ def test_random_rotations_match_their_labels():
 def _pretexts(mode):
   cfg = rotation.get_config()
   cfg.mode = mode
-  return {"rotation": pretext_mix.Pretext(rotation, cfg, rotation.spec(cfg))}
+  return {"rotation": mix.Pretext(rotation, cfg, rotation.spec(cfg))}
 
 
 def test_expanded_batch_stays_aligned_when_sharded():
@@ -73,7 +74,7 @@ def test_expanded_batch_stays_aligned_when_sharded():
   sharded = jax.device_put(batch, NamedSharding(mesh, P(parallel.AXIS)))
   for mode in ("all", "random"):
     pretexts = _pretexts(mode)
-    class_from = pretext_mix.class_group(pretexts)
+    class_from = mix.class_group(pretexts)
     # 'all' routes the class head to the 0-degree rows: no extra pass.
     assert class_from == {"all": "rotation", "random": "image"}[mode]
     expand = jax.jit(lambda b, r, p=pretexts, c=class_from: pretext_mix.expand(

@@ -6,7 +6,7 @@ your own by its import path: a module whose `Model` is the class, or
   * `__call__(x, train: bool)` -> `(outputs, intermediates)`: `outputs` the
     class logits (float32), `intermediates` a dict of named features
     (`pre_logits`, per-block feature maps, ...) that heads and probes read
-    (`model.features` picks one; feature maps are average-pooled);
+    (`model.feature_level` picks one; feature maps are average-pooled);
   * a field `num_classes` (0: no class head, as a backbone is built); the
     data sets it, with any of `vocab_size`, ... that the model has a field
     for;

@@ -20,12 +20,16 @@ class HeadSpec(NamedTuple):
     (jigsaw: the tiles of one puzzle).
   stop_gradient: the head reads stop_gradient(features): an online probe
     that shows representation quality without shaping the backbone.
+  shares: the name of an earlier head whose layers this one applies to its
+    own group (a method that reads the class head on its views); its
+    `outputs` and `hidden` must be that head's.
   """
   outputs: int
   groups: tuple[str, ...] = ("image",)
   hidden: tuple[int, ...] = ()
   concat: int = 1
   stop_gradient: bool = False
+  shares: str | None = None
 
 
 class MLPHead(nn.Module):

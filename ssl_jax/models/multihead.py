@@ -28,7 +28,7 @@ class MultiHead(nn.Module):
   heads: Mapping[str, heads_lib.HeadSpec] = None  # Declared by the task.
   backbone: str = "core_cnn"
   backbone_config: Mapping[str, Any] = None
-  features: str = "pre_logits"  # The backbone intermediate the heads read.
+  feature_level: str = "pre_logits"  # The backbone intermediate heads read.
   head_dropout_rate: float = 0.0  # On the features, before each head.
   axis_name: str | None = None
   # Computation dtype of the backbone and the heads ('float32' or
@@ -54,15 +54,20 @@ class MultiHead(nn.Module):
     features, dropped = {}, {}
     for names in by_shape.values():
       joined = jnp.concatenate([groups[n] for n in names])
-      f = pooled(backbone(joined, train)[1], self.features, self.backbone)
+      f = pooled(backbone(joined, train)[1], self.feature_level,
+                 self.backbone)
       d = nn.Dropout(self.head_dropout_rate, deterministic=not train)(f)
       sizes = [len(groups[n]) for n in names]
       bounds = [sum(sizes[:i]) for i in range(1, len(sizes))]
       features.update(zip(names, jnp.split(f, bounds)))
       dropped.update(zip(names, jnp.split(d, bounds)))
-    out = {}
+    out, layers = {}, {}
     for name, spec in (self.heads or {}).items():
       spec = heads_lib.HeadSpec(*spec)
+      layers[name] = (layers[spec.shares] if spec.shares else
+                      heads_lib.MLPHead(spec.outputs, tuple(spec.hidden),
+                                        self.head_dropout_rate, self.dtype,
+                                        name=f"{name}_head"))
       group = next((g for g in spec.groups if g in dropped), None)
       if group is None:
         continue
@@ -70,9 +75,7 @@ class MultiHead(nn.Module):
       f = f.reshape(f.shape[0] // spec.concat, spec.concat * f.shape[-1])
       if spec.stop_gradient:
         f = jax.lax.stop_gradient(f)
-      out[name] = heads_lib.MLPHead(spec.outputs, tuple(spec.hidden),
-                                    self.head_dropout_rate, self.dtype,
-                                    name=f"{name}_head")(f, train)
+      out[name] = layers[name](f, train)
     return out, features
 
 
@@ -80,7 +83,7 @@ def pooled(inter: dict, level: str, backbone: str) -> jax.Array:
   """Feature `level` of a backbone's intermediates, a feature map globally
   average-pooled: what the heads read."""
   if level not in inter:
-    raise ValueError(f"model.features={level!r} is not a feature of "
+    raise ValueError(f"model.feature_level={level!r} is not a feature of "
                      f"{backbone!r}; it has {sorted(inter)}.")
   f = inter[level]
   if f.ndim > 2:
@@ -99,6 +102,6 @@ def backbone_features(model_config, inputs):
   def fn(variables, batch):
     sub = {k: v["backbone"] for k, v in variables.items() if "backbone" in v}
     inter = backbone.apply(sub, inputs(batch, None, False), train=False)[1]
-    return pooled(inter, model_config.features,
+    return pooled(inter, model_config.feature_level,
                   model_config.backbone).astype(jnp.float32)
   return fn

@@ -23,6 +23,13 @@ module with:
   describe(cfg, probabilities) -> str   (optional)
       What its head says of one plain image, for `ssl_jax.tools.predict`
       (rotation: the angle it sees); `probabilities` (outputs,) float32.
+  init_state(cfg, variables) -> state   (optional, with update_state)
+  update_state(cfg, state, variables) -> state
+      State of its own across steps (an EMA teacher, a centre): its start
+      from the model's {'params', 'batch_stats'}, and its value after each
+      optimizer step from the new ones, inside the jitted step and outside
+      the gradient. Its `loss` then takes `state=` as well. The state is in
+      the checkpoint: a resumed run continues it exactly.
 
 Its randomness is keyed by its key, so it draws the same in any mix. Helpers
 methods share: `losses.masked_cross_entropy`, `data.augment.cut_patches`.
@@ -52,6 +59,9 @@ class Spec(NamedTuple):
   # Its training views mark `identity` rows (rotation by 0 of every image):
   # the class head then reads those rows, saving a backbone pass.
   class_rows: bool = False
+  # Its head is the class head (the same layers, on its views): consistency
+  # methods pseudo-label with it. `head` is then unused.
+  reads_class_head: bool = False
 
 
 class Views(NamedTuple):

@@ -32,6 +32,12 @@ class Task(NamedTuple):
   inputs: Callable[..., Any]
   loss: Callable[..., Any]
   expand: Callable[..., Any] | None = None
+  # State the task's methods keep across steps (an EMA teacher): its start
+  # from the model's {'params', 'batch_stats'}, and its next value from the
+  # variables after each optimizer step. With it, `loss` takes the state as
+  # a fourth argument. It is saved and restored with the run.
+  init_state: Callable[[dict], Any] | None = None
+  update_state: Callable[[Any, dict], Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,6 @@ Metrics: 'loss' (the total), 'class_loss', 'accuracy' (the class head) and
 '<pretext>_<metric>' of each pretext task.
 """
 import functools
-from typing import Any, NamedTuple
 import zlib
 
 import jax
@@ -24,46 +23,13 @@ from ssl_jax.data import augment
 from ssl_jax.data import input_pipeline
 from ssl_jax.evals import knn
 from ssl_jax import losses
-from ssl_jax import plugins
-from ssl_jax import pretext as pretext_lib
+from ssl_jax.pretext import mix
 from ssl_jax.pretext import self_training
 from ssl_jax.data import rows
 from ssl_jax.models import multihead
-from ssl_jax.models.heads import HeadSpec
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
 from ssl_jax.tasks import classification
-
-BATCH = "image"  # The group of the (augmented) batch images themselves.
-
-
-class Pretext(NamedTuple):
-  """One entry of `config.pretext`: its module, config and declaration."""
-  module: Any
-  cfg: Any
-  spec: pretext_lib.Spec
-
-
-def pretexts_of(config) -> dict[str, Pretext]:
-  """{key: Pretext} for `config.pretext`; each entry's `name` (its key in
-  configs written before entries had one) names the plug-in."""
-  out = {}
-  for key, cfg in config.pretext.items():
-    module = plugins.load("pretext", cfg.get("name", key),
-                          f"pretext.{key}.name")
-    out[key] = Pretext(module, cfg, module.spec(cfg))
-  return out
-
-
-def class_group(pretexts: dict[str, Pretext]) -> str:
-  """The group the class head reads: the first pretext whose training views
-  mark the untransformed, augmented images (Spec.class_rows), else the batch
-  itself. Reading those rows saves a backbone pass over the batch."""
-  for name, p in pretexts.items():
-    if p.spec.class_rows and not p.spec.raw_images:
-      return name
-  return BATCH
-
 
 def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
            flip=False):
@@ -79,7 +45,7 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
   ones = jnp.ones(labels.shape, jnp.float32)
   valid = batch.get("mask", ones)  # 0 on the padding of eval splits.
   labeled = batch.get("labeled", ones) * valid
-  groups = {BATCH: images} if class_from == BATCH else {}
+  groups = {mix.BATCH: images} if class_from == mix.BATCH else {}
   views, masks = {}, {}
   for name, p in pretexts.items():
     # Keyed by name: a pretext draws the same whatever else is in the mix.
@@ -91,7 +57,7 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
     views[name] = v._replace(images=None)
     masks[name] = valid[v.source]
   out = {"groups": groups, "views": views, "view_masks": masks}
-  if class_from == BATCH:
+  if class_from == mix.BATCH:
     return {**out, "label": labels, "class_mask": labeled}
   source = views[class_from].source
   return {**out, "label": labels[source],
@@ -105,17 +71,21 @@ def make_inputs(image_inputs):
       for g, x in batch["groups"].items()}
 
 
-def loss(outputs, batch, axis_name=None, *, class_weight, pretexts):
-  """class_weight * masked class CE + sum_k w_k * L_k, and metrics."""
+def loss(outputs, batch, axis_name=None, method_state=None, *, class_weight,
+         pretexts):
+  """class_weight * masked class CE + sum_k w_k * L_k, and metrics; a
+  pretext with state gets its part of `method_state`."""
   logits, _ = outputs
   cls_loss, cls = losses.masked_cross_entropy(
       logits["class"], batch["label"], batch["class_mask"], axis_name)
   total = class_weight * cls_loss
   metrics = {"class_loss": cls["loss"], "accuracy": cls["accuracy"]}
   for name, p in pretexts.items():
+    state = ({"state": method_state[name]}
+             if hasattr(p.module, "init_state") else {})
     pretext_loss, m = p.module.loss(
         p.cfg, logits[name].astype(jnp.float32), batch["views"][name],
-        batch["view_masks"][name], axis_name)
+        batch["view_masks"][name], axis_name, **state)
     total = total + p.cfg.weight * pretext_loss
     metrics.update({f"{name}_{k}": v for k, v in m.items()})
   # Each device's share of one step's total: the shares sum to 1 under pmap.
@@ -124,22 +94,10 @@ def loss(outputs, batch, axis_name=None, *, class_weight, pretexts):
   return total, metrics
 
 
-def heads(config, pretexts: dict, num_classes: int, class_from: str) -> dict:
-  """The heads this task declares for `multihead`: class + one per pretext."""
-  out = {"class": HeadSpec(num_classes, (BATCH, class_from),
-                           tuple(config.classifier.hidden),
-                           stop_gradient=config.classifier.probe)}
-  for name, p in pretexts.items():
-    head = p.spec.head
-    out[name] = HeadSpec(head.outputs, (name,), tuple(head.hidden),
-                         head.concat)
-  return out
-
-
 def make(config, mean, std, num_classes) -> tuple[Task, dict]:
   """The task, and the heads it declares."""
-  pretexts = pretexts_of(config)
-  class_from = class_group(pretexts)
+  pretexts = mix.pretexts_of(config)
+  class_from = mix.class_group(pretexts)
   # Crops and flips happen once in `expand`, before the pretext transforms
   # (a flip after a quarter turn would swap 90 and 270 degrees).
   image_inputs = classification.make_inputs(config, mean, std,
@@ -151,8 +109,12 @@ def make(config, mean, std, num_classes) -> tuple[Task, dict]:
                              pretexts=pretexts),
       expand=functools.partial(expand, pretexts=pretexts,
                                class_from=class_from,
-                               crop_padding=aug.crop_padding, flip=aug.flip))
-  return task, heads(config, pretexts, num_classes, class_from)
+                               crop_padding=aug.crop_padding, flip=aug.flip),
+      **({"init_state": functools.partial(mix.init_state, pretexts=pretexts),
+          "update_state": functools.partial(mix.update_state,
+                                            pretexts=pretexts)}
+         if mix.stateful(pretexts) else {}))
+  return task, mix.heads(config, pretexts, num_classes)
 
 
 def setup(config, workdir, write: bool) -> Setup:

@@ -147,8 +147,8 @@ def build(config, workdir: str) -> tuple[Run, step_lib.TrainState]:
     sample = task.expand(sample, None, False)
   sample = task.inputs(sample, None, False)
   model = model_for({})
-  state = jax.jit(lambda r, x: step_lib.create_train_state(r, model, tx, x,
-                                                  bool(config.ema_decay)),
+  state = jax.jit(lambda r, x: step_lib.create_train_state(
+      r, model, tx, x, bool(config.ema_decay), task.init_state),
                   out_shardings=parallel.replicated(mesh))(init_rng, sample)
   feed = feeds.make(config, runner, data)
   logging.info("Input pipeline: %s.", feed.kind)
@@ -174,6 +174,9 @@ def restore(run: Run, state: step_lib.TrainState) -> tuple[step_lib.TrainState, 
     return restored["state"], restored["epoch_sums"]
   if run.config.init_from:
     state = pretrained.init_state(state, run.config.init_from).with_ema_reset()
+    if run.setup.task.init_state is not None:  # Methods start from it too.
+      state = state.replace(method_state=run.setup.task.init_state(
+          {"params": state.params, "batch_stats": state.batch_stats}))
     logging.info("Backbone initialised from %s.", run.config.init_from)
   return state, run.zero_sums
 

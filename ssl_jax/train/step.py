@@ -12,6 +12,8 @@ class TrainState(train_state.TrainState):
   batch_stats: Any = None
   # {'params', 'batch_stats'}: their exponential moving average, or None.
   ema: Any = None
+  # What the task's methods keep across steps (an EMA teacher, ...), or None.
+  method_state: Any = None
 
   def with_ema_reset(self):
     """The EMA (if any) restarted at the current weights."""
@@ -26,13 +28,24 @@ class TrainState(train_state.TrainState):
                         batch_stats=self.ema["batch_stats"])
 
 
-def create_train_state(rng, model, tx, sample_input,
-                       ema: bool = False) -> TrainState:
+def create_train_state(rng, model, tx, sample_input, ema: bool = False,
+                       init_state=None) -> TrainState:
+  """A fresh state; `init_state(variables)` starts the methods' state."""
   variables = model.init(rng, sample_input, train=False)
+  variables = {"params": variables["params"],
+               "batch_stats": variables.get("batch_stats", {})}
   state = TrainState.create(
       apply_fn=model.apply, params=variables["params"], tx=tx,
-      batch_stats=variables.get("batch_stats", {}), ema={} if ema else None)
+      batch_stats=variables["batch_stats"], ema={} if ema else None,
+      method_state=None if init_state is None else init_state(variables))
   return state.with_ema_reset()
+
+
+def _loss(task, outputs, batch, axis_name, method_state):
+  """The task's loss; a task with method state also reads it."""
+  if method_state is None:
+    return task.loss(outputs, batch, axis_name)
+  return task.loss(outputs, batch, axis_name, method_state)
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
@@ -40,7 +53,9 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
   """One optimizer step on `batch`; returns (new state, metric sums).
 
   With `state.ema`, it moves to ema_decay * ema + (1 - ema_decay) * the new
-  parameters and BatchNorm statistics.
+  parameters and BatchNorm statistics; with `state.method_state`, the
+  task's `update_state(method_state, new variables)` gives its next value
+  (no gradient flows into it).
 
   The step's randomness is `rng` folded with the step number (and the device
   under pmap), so it needs no host-side RNG bookkeeping and resumes exactly.
@@ -57,7 +72,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
     outputs, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, x, train=True,
         rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
-    loss, metrics = task.loss(outputs, batch, axis_name)
+    loss, metrics = _loss(task, outputs, batch, axis_name, state.method_state)
     return loss, (metrics, updates)
 
   grads, (metrics, updates) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -70,6 +85,10 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
     state = state.replace(ema=jax.tree.map(
         lambda e, w: ema_decay * e + (1 - ema_decay) * w, state.ema,
         {"params": state.params, "batch_stats": state.batch_stats}))
+  if state.method_state is not None:
+    state = state.replace(method_state=jax.lax.stop_gradient(
+        task.update_state(state.method_state, {
+            "params": state.params, "batch_stats": state.batch_stats})))
   return state, metrics
 
 
@@ -81,7 +100,7 @@ def eval_step(state: TrainState, batch: dict, *, task,
   x = task.inputs(batch, None, train=False)
   outputs = state.apply_fn({"params": state.params,
                             "batch_stats": state.batch_stats}, x, train=False)
-  _, metrics = task.loss(outputs, batch, axis_name)
+  _, metrics = _loss(task, outputs, batch, axis_name, state.method_state)
   if axis_name is not None:
     metrics = jax.lax.psum(metrics, axis_name)
   return metrics

@@ -63,8 +63,13 @@ def _holder(path: pathlib.Path) -> str:
   return ""
 
 
+def config_json(config) -> str:
+  """The text of `config.json` for `config`."""
+  return config.to_json_best_effort(indent=2)
+
+
 def write_config(workdir: pathlib.Path, config):
   """`config.json`: the config of the run the workdir holds (atomic)."""
   tmp = workdir / "config.json.tmp"
-  tmp.write_text(config.to_json_best_effort(indent=2))
+  tmp.write_text(config_json(config))
   tmp.replace(workdir / "config.json")
