@@ -24,7 +24,7 @@ setuptools.setup(
         "matplotlib==3.11.2",
         "tensorboardX==2.6.5",
         "optuna==5.0.0",  # The CNN family's random search (ssl_jax/search.py).
-        # input.pipeline='stream' (ssl_jax/feeds.py); imported only there.
+        # input.pipeline='stream' (ssl_jax/data/feeds.py); imported only there.
         "grain==0.2.18",
     ],
     extras_require={

@@ -18,10 +18,10 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   # and it is checkpointed. 0 = none.
   c.ema_decay = 0.0
   # Frozen backbone, unaugmented images: compute its features once, cache
-  # them in workdir/features and train the head alone (ssl_jax/frozen_features.py).
+  # them in workdir/features and train the head alone (ssl_jax/evals/frozen_features.py).
   c.cache_features = False
 
-  # Where batches come from (ssl_jax/feeds.py); task configs add the rest.
+  # Where batches come from (ssl_jax/data/feeds.py); task configs add the rest.
   c.input = ml_collections.ConfigDict()
   # 'device': every split on every device, batches gathered inside jit
   # (fastest where it fits); 'stream': splits on the host, batches read by

@@ -28,7 +28,7 @@ fed (pixels - 127) / 128 as they were trained (standardize_stats='lite'):
 
 `cached` computes the frozen backbone's features of the unaugmented images
 once (cached in workdir/features/) and trains the head alone on them
-(ssl_jax/frozen_features.py): one forward pass at 224x224 instead of twenty.
+(ssl_jax/evals/frozen_features.py): one forward pass at 224x224 instead of twenty.
 
 Without init_from the backbone is
 randomly initialised: frozen, a random-features baseline; with `finetune`,

@@ -26,7 +26,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = config_files.sibling(__file__, "multitask", ",".join(
       f"{k}={args[k]}" for k in ("backbone", "quick") if k in args))
   c.task = "classification"  # Labeled images only, class head only.
-  c.pretext = ml_collections.ConfigDict()  # No pretext task: a fresh class head.
+  # No pretext task, no k-NN monitor, no teacher: a fresh class head.
+  for field in ("pretext", "knn", "self_training"):
+    del c[field]
   mode = args.get("mode", "full")
   if mode == "full":
     c.optimizer.learning_rate = 1e-4

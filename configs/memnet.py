@@ -92,9 +92,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # input.val_size > 0); 'epochs' = for linear_start_epochs epochs; 'off' =
   # model.linear_start throughout. Arg ls=epochs|val_loss with paper.
   c.linear_start = args.get("ls", "val_loss") if paper else "off"
-  # 'epochs': LS epochs (the authors' MemN2N-babi-matlab code: 20; 30 joint).
-  c.linear_start_epochs = 30 if task == "all" else 20
-  c.linear_start_lr_scale = 0.5  # LR factor during LS (paper: 0.005, not 0.01).
+  if c.linear_start == "epochs":
+    # LS epochs (the authors' MemN2N-babi-matlab code: 20; 30 jointly).
+    c.linear_start_epochs = 30 if task == "all" else 20
+  if c.linear_start != "off":
+    c.linear_start_lr_scale = 0.5  # LR factor in LS (paper: 0.005 for 0.01).
   c.report_examples = 5  # Test stories printed with prediction and truth.
   if "quick" in args:
     c.steps_per_epoch = 20

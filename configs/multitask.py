@@ -59,7 +59,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.head_dropout_rate = 0.3  # Dropout on the features before the heads.
   c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
 
-  # Weighted k-NN monitor of the backbone's features each epoch (knn.py):
+  # Weighted k-NN monitor of the backbone's features each epoch (ssl_jax/evals/knn.py):
   # {split}_knn_accuracy, the bank the labeled images only.
   c.knn = ml_collections.ConfigDict()
   c.knn.k = 200  # Neighbours (InstDisc, solo-learn); 0 = no monitor.
@@ -68,7 +68,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # with labels the semi-supervised protocol does not allow.
   c.knn.all_labels = False
 
-  # Self-training (ssl_jax/self_training.py; S4L's MOAM): a trained run labels
+  # Self-training (ssl_jax/pretext/self_training.py; S4L's MOAM): a trained run labels
   # the pool once; its confident guesses train the class head as labels.
   c.self_training = ml_collections.ConfigDict()
   c.self_training.teacher = ""  # Workdir of a trained image run; '' = off.

@@ -44,7 +44,7 @@ def main():
   for title, module, axis in cases:
     ours = run_module(module, x)
     ref = numpy_norm(x.astype(np.float64), axis, eps)
-    print(f'{title}\n  ssl_jax.norms:\n{ours}\n  NumPy reference:\n{ref}')
+    print(f'{title}\n  ssl_jax.models.norms:\n{ours}\n  NumPy reference:\n{ref}')
     print(f'  max |difference| = {np.abs(ours - ref).max():.3e}\n')
 
 

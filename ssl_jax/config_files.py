@@ -1,7 +1,7 @@
 """Config files by path, so one config can extend another wherever it lives.
 
 `load(path, arg)` runs the file's `get_config(arg)`, as `--config=path:arg`
-does; configs/rotation.py and configs/finetune.py extend configs/multitask.py
+does; configs/pretrain.py and configs/finetune.py extend configs/multitask.py
 this way, without configs/ having to be importable.
 """
 import importlib.util

@@ -3,7 +3,9 @@
 Kept short on purpose: flags in, one call to the library.
 """
 import os
+import pathlib
 import re
+import signal
 import sys
 
 from absl import app
@@ -15,12 +17,19 @@ from ml_collections import config_flags
 from ssl_jax.evals import frozen_features
 from ssl_jax.train import parallel
 from ssl_jax.train import reporting
+from ssl_jax.train import checkpoints
+from ssl_jax.train import hosts
 from ssl_jax.train import loop
 from ssl_jax.train import workdir as workdir_lib
 
-# The exit status of a run stopped by SIGTERM after saving its state (128 +
-# SIGTERM, as a shell reports a terminated process): requeue and rerun.
-PREEMPTED_EXIT = 143
+# Exit statuses a scheduler can requeue on (experiments/launch/): the state
+# was saved, and rerunning the same command resumes. 143 and 130 (128 + the
+# signal, as a shell reports them): stopped by SIGTERM, or Ctrl-C, at a step
+# boundary after saving; a second Ctrl-C stops at once with 130, keeping
+# what was saved. LOST_PROCESS_EXIT: another process of a multi-process run
+# was lost (train/hosts.py); rerun every process.
+PREEMPTED_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
+LOST_PROCESS_EXIT = hosts.LOST_PROCESS_EXIT
 # Failures of the input, not of the code: one line, no traceback.
 _EXPECTED = (ValueError, FileNotFoundError, FloatingPointError, workdir_lib.Busy)
 
@@ -35,6 +44,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", -1, "This process's index.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Join a multi-process run, auto-detected on SLURM "
     "and TPU pods (no coordinator flags needed there).")
+_LOST_PROCESS_TIMEOUT = flags.DEFINE_float(
+    "lost_process_timeout", 60.0, "Multi-process runs: seconds without a sign "
+    f"of another process before every process stops with exit status "
+    f"{hosts.LOST_PROCESS_EXIT} (rerun all to resume).")
 _VERBOSE = flags.DEFINE_bool(
     "verbose", False, "Show the traceback of an expected failure (bad config, "
     "missing data, refused rerun); so does $SSL_JAX_TRACEBACK=1.")
@@ -91,8 +104,12 @@ def main(argv):
     raise app.UsageError("--workdir is required.")
   reporting.quiet_library_logs()
   if _COORDINATOR.value or _DISTRIBUTED.value:
-    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
-                                    _PROCESS_ID.value)
+    parallel.initialize_distributed(
+        _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+        hosts.jax_heartbeat_timeout(_LOST_PROCESS_TIMEOUT.value))
+    if jax.process_count() > 1 and _WORKDIR.value:
+      hosts.watch(jax.process_index(), jax.process_count(), _WORKDIR.value,
+                  _LOST_PROCESS_TIMEOUT.value)
   logging.info("JAX process %d/%d, devices: %s", jax.process_index(),
                jax.process_count(), jax.devices())
   try:
@@ -102,7 +119,12 @@ def main(argv):
     run(config, _WORKDIR.value)
   except loop.Preempted as e:
     logging.warning("%s", e)
-    sys.exit(PREEMPTED_EXIT)
+    sys.exit(PREEMPTED_EXIT[e.signum])
+  except KeyboardInterrupt:
+    logging.warning("Ctrl-C twice: stopped at once. %s Rerun the same command "
+                    "to resume.", checkpoints.last_saved(
+                        pathlib.Path(_WORKDIR.value) / "checkpoints"))
+    sys.exit(PREEMPTED_EXIT[signal.SIGINT])
   except _EXPECTED as e:
     _fail(e)
 

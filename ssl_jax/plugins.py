@@ -24,8 +24,9 @@ optimizer  optimizer.name            fn(learning_rate, config) ->     optimizer
                                      optax.GradientTransformation
 schedule   optimizer.schedule        fn(config, total_steps,          schedule
                                      steps_per_epoch) -> optax.Schedule
-norm       model.norm (and the       fn(train, axis_name, dtype,      norm
-           backbone's)               momentum, epsilon) -> layer
+norm       model.norm (and the       fn(train, axis_name, momentum,   norm
+           backbone's)               epsilon, num_groups, dtype) ->
+                                     a layer constructor
 """
 import importlib
 from typing import Any

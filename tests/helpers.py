@@ -61,12 +61,12 @@ def cpu_devices(n: int) -> dict:
           f"--xla_force_host_platform_device_count={n} {flags}".strip()}
 
 
-def run_main(workdir, overrides: dict, env=None, timeout=300, **kwargs):
+def run_main(workdir, overrides: dict, env=None, **kwargs):
   """main in a subprocess; on one CPU device unless `env` says otherwise
   (as on a laptop, and its programs compile faster than 4 devices')."""
   return subprocess.run(main_command(workdir, overrides), cwd=ROOT,
                         env={**cpu_devices(1), **(env or {})},
-                        timeout=timeout, capture_output=True, text=True,
+                        capture_output=True, text=True,
                         **kwargs)
 
 

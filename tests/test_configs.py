@@ -8,6 +8,7 @@ import ml_collections
 import pytest
 
 from ssl_jax import config_check
+from ssl_jax.evals import frozen_features
 from ssl_jax.train import loop
 from ssl_jax.train import workdir as workdir_lib
 
@@ -25,6 +26,7 @@ VARIANTS = [
     ("cnn", ""), ("cnn", "imbalance"), ("cnn", "rebalance"),
     ("memnet", "model=memnet_keras,task=1"), ("memnet", "model=memn2n,task=1"),
     ("memnet", "model=memn2n,task=1,paper"),
+    ("memnet", "model=memn2n,task=1,paper,ls=epochs"),
     ("efficientnet_transfer", ""), ("efficientnet_transfer", "finetune"),
 ]
 # Sizes a 1-step run needs; every one is a field the run reads anyway.
@@ -103,8 +105,10 @@ def test_every_field_is_read(tmp_path, name, arg):
     quick[key] = value
   if "max_test_examples" in quick.get("input", {}):
     quick.input.max_test_examples = 100
-  with _recording(quick) as reads:
-    loop.train_and_evaluate(quick, tmp_path)
+  with _recording(quick) as reads:  # As ssl_jax.main chooses the loop.
+    run = (frozen_features.train_and_evaluate if quick.cache_features
+           else loop.train_and_evaluate)
+    run(quick, tmp_path)
   unread = [p for p in _leaves(quick) if not _is_read(p, reads)]
   assert not unread, f"configs/{name}.py:{arg} fields no run reads: {unread}"
 

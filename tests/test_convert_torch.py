@@ -22,6 +22,7 @@ from ssl_jax.data import imagenet_cifar10
 from ssl_jax.models.efficientnet import EfficientNet
 from ssl_jax.tasks import classification
 from ssl_jax.models import torch_weights
+from ssl_jax.tools import convert_torch
 
 import helpers
 import zero_shot
@@ -240,7 +241,7 @@ def test_package_init_from_and_cli(tmp_path):
   assert sum(x.size for x in jax.tree.leaves(
       variables["params"])) == 3_371_008
 
-  torch_weights.main(["--package=efficientnet_lite0", "--no_top",
+  convert_torch.main(["--package=efficientnet_lite0", "--no_top",
                       f"--out={tmp_path / 'lite0'}"])
   saved = pretrained.load_variables(str(tmp_path / "lite0"))
   assert checkpoints.mismatches(saved, variables) == []

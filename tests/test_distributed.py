@@ -1,6 +1,7 @@
 """Two local processes with jax.distributed equal one process (loopback)."""
 import socket
 import subprocess
+import time
 
 import jax
 import numpy as np
@@ -44,7 +45,7 @@ def test_two_processes_equal_one_process(tmp_path, pipeline, single):
       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
   try:
-    errs = [p.communicate(timeout=300)[1] for p in procs]
+    errs = [p.communicate()[1] for p in procs]
   finally:
     for p in procs:
       p.kill()
@@ -60,3 +61,50 @@ def test_two_processes_equal_one_process(tmp_path, pipeline, single):
   for a, b in zip(jax.tree.leaves(multi), jax.tree.leaves(single)):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
   assert not np.allclose(multi["conv1"]["kernel"], 0)
+
+
+def _start(workdir, overrides, **popen):
+  coordinator = f"127.0.0.1:{_free_port()}"
+  return [subprocess.Popen(
+      helpers.main_command(workdir, overrides) + [
+          f"--coordinator_address={coordinator}", "--num_processes=2",
+          f"--process_id={i}", "--lost_process_timeout=10"],
+      cwd=helpers.ROOT, env=helpers.cpu_devices(1), stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True, **popen) for i in range(2)]
+
+
+def _finish(procs):
+  try:
+    errs = [p.communicate()[1] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for p, err in zip(procs, errs):
+    assert p.returncode == 0, err[-3000:]
+
+
+def test_a_lost_process_stops_the_other_and_both_resume(tmp_path):
+  """kill -9 of process 1 mid-run: process 0 stops with one line naming it
+  and the last checkpoint, status 75; both rerun, they end as a run that
+  was never interrupted."""
+  overrides = {**OVERRIDES, "num_epochs": 2, "steps_per_epoch": 6,
+               "checkpoint_every_steps": 2}
+  _finish(_start(tmp_path / "whole", overrides))
+  procs = _start(tmp_path / "cut", overrides)
+  ckpts = tmp_path / "cut" / "checkpoints"
+  while procs[1].poll() is None:
+    if ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir()):
+      procs[1].kill()
+      break
+    time.sleep(0.02)
+  err = procs[0].communicate()[1]
+  procs[1].communicate()
+  assert procs[0].returncode == 75, err[-3000:]
+  lost = [l for l in err.splitlines() if "Lost process 1" in l]
+  assert len(lost) == 1 and "The last checkpoint is step" in lost[0], err
+  saved = int(lost[0].split("The last checkpoint is step ")[1].split()[0])
+  assert saved < 12, "the run ended before the kill"
+  _finish(_start(tmp_path / "cut", overrides))
+  whole = helpers.read_checkpoint(tmp_path / "whole", step=12)["state"]
+  cut = helpers.read_checkpoint(tmp_path / "cut", step=12)["state"]
+  jax.tree.map(np.testing.assert_array_equal, whole, cut)

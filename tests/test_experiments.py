@@ -12,13 +12,13 @@ import helpers
 from helpers import ROOT
 
 
-def _run(script, tmp_path, *flags, timeout=600):
+def _run(script, tmp_path, *flags):
   # One CPU device, as on a laptop: its programs compile faster than the
   # 4-device ones (multi-device steps have tests of their own).
   result = subprocess.run(
       [sys.executable, f"experiments/{script}", "--quick",
        f"--out={tmp_path}", *flags], cwd=ROOT, capture_output=True,
-      text=True, timeout=timeout,
+      text=True,
       env=helpers.cpu_devices(1))
   assert result.returncode == 0, result.stderr[-3000:]
   return result
@@ -195,7 +195,7 @@ def test_frozen_features(tmp_path):
   pre = subprocess.run(
       helpers.main_command(tmp_path / "pre", tiny,
                            config="configs/pretrain.py:quick"),
-      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      cwd=ROOT, capture_output=True, text=True,
       env=helpers.cpu_devices(1))
   assert pre.returncode == 0, pre.stderr[-3000:]
   _run("frozen_features.py", tmp_path, f"--init_from={tmp_path / 'pre'}",

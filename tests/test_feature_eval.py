@@ -1,4 +1,4 @@
-"""cache_features (ssl_jax/frozen_features.py): the frozen backbone's features
+"""cache_features (ssl_jax/evals/frozen_features.py): the frozen backbone's features
 computed once, a head trained on them, the run saved as a normal one."""
 import shutil
 
@@ -100,7 +100,7 @@ def test_cache_is_reused_only_for_the_same_backbone(run, tmp_path,
   workdir, last = run
   calls = []
   extract = frozen_features.extract
-  monkeypatch.setattr(feature_eval, "extract",
+  monkeypatch.setattr(frozen_features, "extract",
                       lambda *a: calls.append(a[2]) or extract(*a))
   for name, features in (("same", "pre_logits"), ("other", "block1")):
     shutil.copytree(workdir / "features", tmp_path / name / "features")

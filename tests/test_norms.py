@@ -1,4 +1,4 @@
-"""Tests for ssl_jax.norms against NumPy formulas and flax.linen counterparts.
+"""Tests for ssl_jax.models.norms against NumPy formulas and flax.linen counterparts.
 
 References are independent of the code under test: forward passes are the
 plain formulas below evaluated in float64 NumPy; reference gradients are
@@ -290,7 +290,7 @@ def test_groupnorm_bad_num_groups_raises():
 
 
 def test_factory():
-  with pytest.raises(ValueError, match='batch.*layer.*group.*instance.*rms'):
+  with pytest.raises(ValueError, match="Unknown norm 'weight'.*batch, group"):
     norms.norm_layer('weight', train=True)
   assert set(plugins.names("norm")) == {'batch', 'layer', 'group', 'instance', 'rms',
                               'none'}

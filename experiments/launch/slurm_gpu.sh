@@ -16,5 +16,14 @@ set -euo pipefail
 CONFIG=${CONFIG:-configs/supervised.py}
 # Must be on a filesystem every node sees; a requeued job resumes from it.
 WORKDIR=${WORKDIR:-$HOME/ssl_jax_runs/${SLURM_JOB_NAME}-${SLURM_JOB_ID}}
+set +e
 srun python -m ssl_jax.main --config="$CONFIG" --workdir="$WORKDIR" \
   --distributed "$@"
+status=$?
+# Retryable (the state is saved; a rerun resumes): 143, SIGTERM (preempted or
+# out of time); 75, another process of the run was lost. 130 is Ctrl-C: the
+# user stopped it, so it is not requeued.
+case $status in
+  143|75) echo "ssl_jax exited $status: requeueing"; scontrol requeue "$SLURM_JOB_ID" ;;
+esac
+exit $status

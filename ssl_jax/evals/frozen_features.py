@@ -207,7 +207,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     params = parallel.put_replicated(jax.device_get(params), run.runner.mesh)
     state = state.replace(step=jnp.full_like(state.step, run.total_steps),
                           params={**state.params, HEAD: params})
-    loop.save(run, run.total_steps, state, sums)
+    loop.save(run, run.total_steps, state, sums, history)
     run.ckpts.close()
     loop.finish(run, state, history)
     return history[-1]

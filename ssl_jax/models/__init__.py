@@ -12,7 +12,7 @@ your own by its import path: a module whose `Model` is the class, or
     for;
   * fields `dtype` ('float32' or 'bfloat16' compute) and `axis_name` (the
     pmap axis, for BatchNorm statistics), set by the run;
-  * optionally `block_pattern(blocks) -> regex` (a classmethod) over the
+  * optionally `block_pattern(blocks) -> regex` (a static or class method) over the
     parameter paths of its first `blocks` blocks, stem included, which
     `configs/finetune.py:mode=frozen_blocks` freezes.
 Every other field with a default is the model's config (`model.*`, or

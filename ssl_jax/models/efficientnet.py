@@ -191,10 +191,10 @@ class EfficientNet(norms.NormedModel):
     pooling: 'avg' | 'max' | None (return the final feature map; only
       without top, which, as in Keras, always average-pools).
     norm, norm_momentum, norm_epsilon, num_groups, axis_name,
-      conv_lowering: see `ssl_jax.norms.NormedModel` (Keras's BatchNorm
+      conv_lowering: see `ssl_jax.models.norms.NormedModel` (Keras's BatchNorm
       defaults here: momentum 0.99, epsilon 1e-3).
     dtype: computation dtype, 'float32' or 'bfloat16' (see
-      `ssl_jax.norms.NormedModel`; parameters stay float32, logits are
+      `ssl_jax.models.norms.NormedModel`; parameters stay float32, logits are
       float32).
   """
   variant: str = "b0"

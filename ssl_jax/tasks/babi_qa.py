@@ -90,6 +90,13 @@ def setup(config, workdir, write: bool) -> Setup:
   """bAbI's train/test files; `input.val_size` questions of train held out
   (drawn from `config.seed`) for tuning, as bAbI has no validation set."""
   del workdir, write
+  needs = {"epochs": ("linear_start_epochs", "linear_start_lr_scale"),
+           "val_loss": ("linear_start_lr_scale",)}.get(config.linear_start, ())
+  missing = [f for f in needs if f not in config]
+  if missing:
+    raise ValueError(f"linear_start={config.linear_start!r} needs the config "
+                     f"fields {missing}: use configs/memnet.py:paper,"
+                     f"ls={config.linear_start}, which has them.")
   if config.linear_start == "val_loss" and not config.input.val_size:
     raise ValueError("linear_start='val_loss' switches on the validation "
                      "loss: set input.val_size > 0 (the test loss would tune "

@@ -1,1 +1,2 @@
-"""Tools around training: Keras conversion and references, the bAbI CLI."""
+"""Command-line programs only: predict, ask, convert_keras, convert_torch.
+Library code never imports them."""

@@ -1,8 +1,10 @@
 """Orbax checkpoints: save, resume, and clear errors for bad checkpoints.
 
-Checkpoints hold any pytree (the train state plus loop bookkeeping); a
-restore checks names, shapes and dtypes against the expected tree first, so
-a changed model or a corrupt file gives a message naming what differs.
+Checkpoints hold any pytree (the train state plus loop bookkeeping) and the
+run's epoch records up to that step (JSON), from which a cut or lost
+metrics.jsonl is rebuilt; a restore checks names, shapes and dtypes against
+the expected tree first, so a changed model or a corrupt file gives a
+message naming what differs.
 Nothing on disk is ever deleted or rewritten by a failed restore.
 """
 import pathlib
@@ -63,7 +65,8 @@ class Checkpoints:
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                              create=True),
         # Named up front so a fresh process can read metadata before restore.
-        item_handlers=ocp.StandardCheckpointHandler())
+        item_handlers={"default": ocp.StandardCheckpointHandler(),
+                       "history": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -86,18 +89,28 @@ class Checkpoints:
           "optimizer.learning_rate or set optimizer.grad_clip_norm, then "
           "rerun to resume from it.")
 
-  def save(self, step: int, tree: Any):
-    """Saves `tree` as `step`, once it is checked finite: a diverged state
-    is never written and never displaces the last good checkpoint."""
+  def save(self, step: int, tree: Any, history: list[dict] = ()):
+    """Saves `tree` and the epoch records `history` as `step`, once `tree`
+    is checked finite: a diverged state is never written and never
+    displaces the last good checkpoint."""
     self.check_finite(step, tree)
-    self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+    self._manager.save(step, args=ocp.args.Composite(
+        default=ocp.args.StandardSave(tree),
+        history=ocp.args.JsonSave({"records": list(history)})), force=True)
+
+  def history(self, step: int) -> list[dict] | None:
+    """The epoch records saved with `step`; None where it holds none."""
+    if "history" not in self._manager.item_metadata(step):
+      return None
+    return self._manager.restore(step, args=ocp.args.Composite(
+        history=ocp.args.JsonRestore()))["history"]["records"]
 
   def restore(self, like: Any, step: int | None = None) -> Any:
     """Restores `step` (default: latest) into the structure of `like`."""
     step = self.latest_step() if step is None else step
     where = self.directory / str(step)
     try:
-      stored = self._manager.item_metadata(step).tree
+      stored = self._manager.item_metadata(step)["default"].tree
     except Exception as e:  # pylint: disable=broad-except
       raise ValueError(f"Checkpoint {where} is unreadable ({type(e).__name__}:"
                        f" {e}). It was left untouched; move it away to resume "
@@ -108,7 +121,8 @@ class Checkpoints:
                        f"({len(diff)} differences):\n  " + "\n  ".join(diff))
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
     try:
-      return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+      return self._manager.restore(step, args=ocp.args.Composite(
+          default=ocp.args.StandardRestore(target)))["default"]
     except Exception as e:  # pylint: disable=broad-except
       raise ValueError(f"Checkpoint {where} could not be restored "
                        f"({type(e).__name__}: {e}). It was left untouched; "
@@ -129,12 +143,27 @@ def read(directory: str | pathlib.Path, step: int | None = None) -> Any:
   root = pathlib.Path(directory).absolute()  # Orbax reads no metadata of relative paths.
   if (root / "_CHECKPOINT_METADATA").exists() and step is None:
     return _read_item(root)
-  steps = [int(p.name) for p in root.iterdir() if p.name.isdigit()] if (
-      root.is_dir()) else []
+  steps = saved_steps(root)
   if not steps:
     raise FileNotFoundError(f"No checkpoint in {root}; train first.")
   return _read_item(root / str(max(steps) if step is None else step) /
                     "default")
+
+
+def saved_steps(directory: str | pathlib.Path) -> list[int]:
+  """The steps saved in a checkpoints/ directory, from its listing alone
+  (Orbax renames a step's folder to its number once the step is complete)."""
+  root = pathlib.Path(directory)
+  return sorted(int(p.name) for p in root.iterdir()
+                if p.name.isdigit()) if root.is_dir() else []
+
+
+def last_saved(directory: str | pathlib.Path) -> str:
+  """Where a stopped run resumes from, from the directory's listing."""
+  steps = saved_steps(directory)
+  if not steps:
+    return f"No checkpoint had been saved in {directory}."
+  return f"The last checkpoint is step {steps[-1]} in {directory}."
 
 
 def write(directory: str | pathlib.Path, tree: Any):

@@ -30,21 +30,37 @@ from ssl_jax.train import step as step_lib
 
 
 class Preempted(Exception):
-  """SIGTERM: the state was saved; rerunning the same command resumes."""
+  """SIGTERM or Ctrl-C: the state was saved; rerunning the same command
+  resumes. `signum` is the signal."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop checks, so it can save and exit."""
+  """Turns SIGTERM and a first SIGINT (Ctrl-C) into a flag the loop checks at
+  the next step boundary, so it can save and exit; a second SIGINT raises
+  KeyboardInterrupt at once (what is saved stays saved)."""
 
   def __init__(self):
-    self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self.signum = None
+    self._previous = {s: signal.signal(s, self._handle)
+                      for s in (signal.SIGTERM, signal.SIGINT)}
+
+  @property
+  def requested(self) -> bool:
+    return self.signum is not None
 
   def _handle(self, signum, frame):  # pylint: disable=unused-argument
-    self.requested = True
+    if signum == signal.SIGINT and self.signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    if self.signum is None:
+      self.signum = signum
 
   def restore(self):
-    signal.signal(signal.SIGTERM, self._previous)
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
 
 
 def _check_finite(sums, step: int, ckpts: checkpoints.Checkpoints):
@@ -186,14 +202,16 @@ def _saved(run: Run, dev_state, sums) -> dict:
           "epoch_sums": sums}
 
 
-def save(run: Run, step: int, dev_state, sums):
-  run.ckpts.save(step, _saved(run, dev_state, sums))
+def save(run: Run, step: int, dev_state, sums, history=()):
+  """The state, the epoch's sums so far and the epoch records as `step`."""
+  run.ckpts.save(step, _saved(run, dev_state, sums), history)
 
 
 def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
-                preemption=None, trace=None):
-  """Steps from `step` to the end of its epoch (or a SIGTERM), traced where
-  `trace` (a profiling.StepTrace) says.
+                preemption=None, trace=None, history=()):
+  """Steps from `step` to the end of its epoch (or a SIGTERM or Ctrl-C),
+  traced where `trace` (a profiling.StepTrace) says; mid-epoch saves hold
+  the epoch records `history`.
 
   Returns (state, metric sums, step reached, whether preempted). A SIGTERM
   during an epoch's last step is left to the caller, which first records
@@ -220,7 +238,7 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
       break
     preempted = preemption is not None and preemption.requested
     if preempted or (every and step % every == 0):
-      save(run, step, dev_state, sums)
+      save(run, step, dev_state, sums, history)
       if preempted:
         return dev_state, sums, step, True
   return dev_state, sums, step, False
@@ -303,7 +321,9 @@ def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
     lock.accept()
     workdir_lib.write_config(run.workdir, config)
   step = int(state.step)
-  log = reporting.MetricsLog(run.workdir, run.is_main, resume_step=step)
+  log = reporting.MetricsLog(
+      run.workdir, run.is_main, resume_step=step,
+      saved=run.ckpts.history(step) if step else None)
   # A resumed run counts on from its last record: wall_time_s is the time of
   # the whole run (the unsaved part of an interrupted epoch is not counted).
   earlier = log.history[-1]["wall_time_s"] if log.history else 0
@@ -324,7 +344,8 @@ def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
             apply_fn=run.model_for(phase.model).apply,
             tx=run.tx_for(phase.learning_rate_scale))
       dev_state, sums, step, preempted = train_epoch(
-          run, dev_state, sums, step, progress, preemption, trace)
+          run, dev_state, sums, step, progress, preemption, trace,
+          log.history)
       if not preempted:
         record = epoch_record(run, dev_state, sums, step, phase)
         record["wall_time_s"] = round(earlier + time.perf_counter() - start)
@@ -332,10 +353,12 @@ def _train(config, workdir: str, lock: workdir_lib.Lock | None) -> dict:
         logging.info("epoch %d: %s", epoch + 1, json.dumps(record))
         log.add(record)
         sums = run.zero_sums
-        save(run, step, dev_state, sums)
+        save(run, step, dev_state, sums, log.history)
       if preemption.requested and step < run.total_steps:
-        raise Preempted(f"SIGTERM: saved step {step} in {run.ckpts.directory}"
-                        "; rerun the same command to resume.")
+        name = signal.Signals(preemption.signum).name
+        raise Preempted(f"{name}: stopped at step {step} of {run.total_steps}"
+                        f", saved in {run.ckpts.directory}; rerun the same "
+                        "command to resume.", preemption.signum)
   finally:
     trace.close()
     preemption.restore()

@@ -19,17 +19,20 @@ AXIS = "data"
 
 
 def initialize_distributed(coordinator_address: str = "",
-                           num_processes: int = 0, process_id: int = -1):
+                           num_processes: int = 0, process_id: int = -1,
+                           heartbeat_timeout: int = 100):
   """Joins a multi-process run (explicit address, or auto-detect on SLURM/TPU).
 
-  On CPU, collectives across processes go through gloo.
+  On CPU, collectives across processes go through gloo. After
+  `heartbeat_timeout` seconds without news of a process, JAX's coordination
+  service aborts the others.
   """
   if jax.config.jax_platforms in (None, "", "cpu") or "cpu" in str(
       jax.config.jax_platforms):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  kwargs = {}
+  kwargs = {"heartbeat_timeout_seconds": heartbeat_timeout}
   if coordinator_address:
-    kwargs = dict(coordinator_address=coordinator_address,
+    kwargs.update(coordinator_address=coordinator_address,
                   num_processes=num_processes, process_id=process_id)
   jax.distributed.initialize(**kwargs)
 

@@ -32,17 +32,29 @@ def reduce_metrics(sums: dict, prefix: str) -> dict[str, float]:
 class MetricsLog:
   """Appends epoch records to metrics.jsonl and TensorBoard; keeps history.
 
-  On resume the history is cut back to `resume_step`, so epochs re-run after
-  a crash are not recorded twice.
+  On resume the history is the one `saved` with the checkpoint of
+  `resume_step`, so epochs re-run after a crash are not recorded twice, and
+  a metrics.jsonl cut off mid-line, garbled or missing lines is rewritten
+  from it (with a warning naming the epochs restored). Without a saved
+  history (checkpoints written before records were saved with them) it is
+  the file's records up to `resume_step`, and an unreadable line is an
+  error that names it.
   """
 
-  def __init__(self, workdir: pathlib.Path, write: bool, resume_step: int):
+  def __init__(self, workdir: pathlib.Path, write: bool, resume_step: int,
+               saved: list[dict] | None = None):
     self.path = workdir / "metrics.jsonl"
     self.write = write
-    self.history = []
-    if self.path.exists():
-      self.history = [r for r in map(json.loads, self.path.read_text().split(
-          "\n")[:-1]) if r["step"] <= resume_step]
+    found = _read_records(self.path, saved is None)
+    if saved is None:
+      self.history = [r for r in found if r["step"] <= resume_step]
+    else:
+      self.history = list(saved)
+      restored = [r["epoch"] for r in saved if r not in found]
+      if restored and write:
+        logging.warning("%s lacked the records of epoch(s) %s (cut off or "
+                        "garbled): rewritten from the checkpoint of step %d.",
+                        self.path, restored, resume_step)
     self._tb = None
     if write:
       self.path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
@@ -63,6 +75,24 @@ class MetricsLog:
   def close(self):
     if self._tb is not None:
       self._tb.close()
+
+
+def _read_records(path: pathlib.Path, strict: bool) -> list[dict]:
+  """The records of a metrics.jsonl; an unreadable line is skipped, or with
+  `strict` an error that names it."""
+  if not path.exists():
+    return []
+  out = []
+  for i, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError:
+      if strict:
+        raise ValueError(f"{path}, line {i}, is not a JSON record (cut off "
+                         f"or garbled) and no checkpoint holds the records to"
+                         f" rebuild it from: repair or remove that line, then"
+                         " rerun.") from None
+  return out
 
 
 class Progress:
