@@ -29,21 +29,21 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   # splits exceed device_memory_gb. Same batches, same order, either way.
   c.input.pipeline = "auto"
   c.input.device_memory_gb = 2.0  # 'auto': per-device budget for the splits.
-  c.input.stream_threads = 8  # 'stream': Grain reader threads.
-  c.input.stream_prefetch = 16  # 'stream': batches read ahead on the host.
+  # A config lists only fields its run reads. Fields of one mode are added by
+  # the configs that use it, else the code's defaults hold: 'stream':
+  # input.stream_threads (8 Grain readers), input.stream_prefetch (16
+  # batches); 'step' schedule: optimizer.decay_every_epochs, decay_factor;
+  # 'momentum': optimizer.momentum (0.9, Nesterov); grad_clip_norm > 0:
+  # optimizer.clip_per_param (False: one global norm); patience > 0:
+  # early_stopping.metric ('val_accuracy').
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"  # adam | adamw | sgd | momentum | rmsprop | adadelta.
   c.optimizer.learning_rate = 1e-3  # Peak learning rate.
   c.optimizer.schedule = "cosine"  # 'constant', 'cosine' decay to 0, or 'step'.
-  c.optimizer.decay_every_epochs = 0  # 'step': epochs between decays.
-  c.optimizer.decay_factor = 0.5  # 'step': learning-rate factor per decay.
   c.optimizer.warmup_steps = 0  # Linear warmup steps.
   c.optimizer.weight_decay = 0.0  # L2 (decoupled for adamw).
-  c.optimizer.momentum = 0.9  # For 'momentum' (Nesterov).
   c.optimizer.grad_clip_norm = 0.0  # Global-norm clipping; 0 = off.
-  # grad_clip_norm per parameter array (MemN2N authors' code), not global.
-  c.optimizer.clip_per_param = False
   c.optimizer.frozen_params = ""  # Regex of parameter paths never updated.
 
   c.num_epochs = 2 if quick else 60  # Epochs of `steps_per_epoch` steps.
@@ -56,5 +56,4 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   c.keep_checkpoints = 2  # Checkpoints kept in workdir/checkpoints.
   c.early_stopping = ml_collections.ConfigDict()
   c.early_stopping.patience = 0  # Epochs without improvement; 0 = off.
-  c.early_stopping.metric = "val_accuracy"  # A val_* metric (needs val_size).
   return c

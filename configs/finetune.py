@@ -26,9 +26,11 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c = config_files.sibling(__file__, "multitask", ",".join(
       f"{k}={args[k]}" for k in ("backbone", "quick") if k in args))
   c.task = "classification"  # Labeled images only, class head only.
-  # No pretext task, no k-NN monitor, no teacher: a fresh class head.
-  for field in ("pretext", "knn", "self_training"):
+  # No pretext task, no k-NN monitor, no unlabeled images: a fresh class head.
+  for field in ("pretext", "knn"):
     del c[field]
+  del c.classifier["weight"], c.classifier["probe"]
+  del c.input["unlabeled_batch_size"]
   mode = args.get("mode", "full")
   if mode == "full":
     c.optimizer.learning_rate = 1e-4

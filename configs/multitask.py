@@ -39,9 +39,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   """`arg`: comma-separated backbone=NAME (a model from ssl_jax.models),
   pretext=NAME[+NAME...] (built-ins of ssl_jax.pretext or import paths of
   modules of your own; default rotation; 'none':
-  the class head alone, on labeled images only), quick (a smoke run), demo
-  (`make run`'s budget: ~5 minutes on a 2-core laptop)."""
-  args = config_files.parse_arg(arg, {"backbone", "pretext", "quick", "demo"})
+  the class head alone, on labeled images only), teacher=WORKDIR
+  (self-training: a trained image run's confident guesses label the pool),
+  quick (a smoke run), demo (`make run`'s budget: ~5 minutes on a 2-core
+  laptop)."""
+  args = config_files.parse_arg(
+      arg, {"backbone", "pretext", "teacher", "quick", "demo"})
   quick = "quick" in args
   c = config_files.sibling(__file__, "supervised", "quick" if quick else "")
   c.task = "pretext_mix"  # Labeled + unlabeled batches, class + pretext heads.
@@ -58,6 +61,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.feature_level = "pre_logits"  # Backbone feature the heads read.
   c.model.head_dropout_rate = 0.3  # Dropout on the features before the heads.
   c.model.dtype = "float32"  # Or bfloat16 compute; params, stats, logits f32.
+  c.classifier.weight = 1.0  # w_cls: weight of the class loss.
+  c.classifier.probe = False  # Reads stop_gradient features (pretraining).
 
   # Weighted k-NN monitor of the backbone's features each epoch (ssl_jax/evals/knn.py):
   # {split}_knn_accuracy, the bank the labeled images only.
@@ -68,11 +73,12 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # with labels the semi-supervised protocol does not allow.
   c.knn.all_labels = False
 
-  # Self-training (ssl_jax/pretext/self_training.py; S4L's MOAM): a trained run labels
-  # the pool once; its confident guesses train the class head as labels.
-  c.self_training = ml_collections.ConfigDict()
-  c.self_training.teacher = ""  # Workdir of a trained image run; '' = off.
-  c.self_training.threshold = 0.95  # Top class probability to keep a guess.
+  if "teacher" in args:
+    # Self-training (ssl_jax/pretext/self_training.py; S4L's MOAM): a trained
+    # run labels the pool once; its confident guesses train the class head.
+    c.self_training = ml_collections.ConfigDict()
+    c.self_training.teacher = args["teacher"]  # Workdir of a trained run.
+    c.self_training.threshold = 0.95  # Top class probability to keep a guess.
 
   # Pretext tasks, each under its key with its weight w_k and fields.
   names = args.get("pretext", "rotation")

@@ -34,8 +34,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.input.augment = ml_collections.ConfigDict()
   c.input.augment.crop_padding = 4  # Random crop after zero padding; 0 = off.
   c.input.augment.flip = True  # Random horizontal flips.
-  c.input.drop_classes = ()  # Classes thinned out of the labeled set,
-  c.input.drop_fraction = 0.0  # each losing this fraction (seeded).
   c.input.rebalance = False  # Add augmented copies until classes are equal.
   c.input.rebalance_augment = ml_collections.ConfigDict()  # For the copies:
   c.input.rebalance_augment.max_degrees = 30.0  # rotation in [-30, 30],
@@ -57,9 +55,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   # The class head of a `multihead` model (a core_cnn has its own head).
   c.classifier = ml_collections.ConfigDict()
-  c.classifier.weight = 1.0  # w_cls: weight of the class loss.
   c.classifier.hidden = ()  # Hidden layers of the class head.
-  c.classifier.probe = False  # Reads stop_gradient features (pretraining).
 
   c.optimizer.weight_decay = 5e-4  # L2 on every trained parameter.
   if not quick:

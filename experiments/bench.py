@@ -29,17 +29,19 @@ import optax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from ssl_jax.data import feeds
 from ssl_jax import losses
-from ssl_jax.train import parallel
-from ssl_jax.train import step as step_lib
+from ssl_jax import pretext
+from ssl_jax.data import feeds
 from ssl_jax.models import get_model
+from ssl_jax.models import keras_reference
 from ssl_jax.models.heads import HeadSpec
+from ssl_jax.pretext import mix
 from ssl_jax.pretext import rotation
-from ssl_jax.tasks import Task
 from ssl_jax.tasks import classification
 from ssl_jax.tasks import pretext_mix
-from ssl_jax.models import keras_reference
+from ssl_jax.tasks import Task
+from ssl_jax.train import parallel
+from ssl_jax.train import step as step_lib
 
 _OUT = flags.DEFINE_string("out", "runs/bench", "Where bench.json/.md go.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per side.")
@@ -173,14 +175,16 @@ def _two_heads(batch_size: int, steps: int, dtype: str = "float32"):
   labels, rots = rng.integers(0, 10, n), rng.integers(0, 4, n)
   data = {"image": _images(n), "label": labels.astype(np.int32),
           "class_mask": np.ones(n, np.float32),
-          "views": {"rotation": {"target": rots.astype(np.int32),
-                                 "mask": np.ones(n, np.float32)}}}
+          "views": {"rotation": pretext.Views(None, rots.astype(np.int32),
+                                              None)},
+          "view_masks": {"rotation": np.ones(n, np.float32)}}
   heads = {"class": HeadSpec(10), "rotation": HeadSpec(4)}
+  cfg = rotation.get_config()
   model = get_model("multihead", {"heads": heads}, head_dropout_rate=0.3,
                     backbone_config={}, dtype=dtype)
   task = Task(inputs=lambda b, r, train: b["image"], loss=functools.partial(
       pretext_mix.loss, class_weight=1.0,
-      pretexts={"rotation": (rotation, rotation.get_config())}))
+      pretexts={"rotation": mix.Pretext(rotation, cfg, rotation.spec(cfg))}))
   return model, task, data, (labels, rots)
 
 

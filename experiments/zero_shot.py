@@ -25,9 +25,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from ssl_jax.data import cifar10
 from ssl_jax.data import imagenet_cifar10
 from ssl_jax.data import registry
+from ssl_jax.models import torch_weights
 from ssl_jax.models.efficientnet import EfficientNet
 from ssl_jax.tasks import classification
-from ssl_jax.models import torch_weights
 
 # 'none': pixels / 255 only.
 STATS = {**classification.PRETRAINED_STATS, "none": (None, None)}

@@ -15,11 +15,11 @@ import jax
 from ml_collections import config_flags
 
 from ssl_jax.evals import frozen_features
-from ssl_jax.train import parallel
-from ssl_jax.train import reporting
 from ssl_jax.train import checkpoints
 from ssl_jax.train import hosts
 from ssl_jax.train import loop
+from ssl_jax.train import parallel
+from ssl_jax.train import reporting
 from ssl_jax.train import workdir as workdir_lib
 
 # Exit statuses a scheduler can requeue on (experiments/launch/): the state

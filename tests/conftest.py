@@ -8,6 +8,8 @@ import shutil
 import sys
 import tempfile
 
+import pytest
+
 # Must be set before JAX initialises its backends. The tests spend more time
 # compiling than running, and LLVM's -O1 halves the compile time of -O2
 # (XLA's default); -O0 is faster still but gave a NaN loss in one test.
@@ -26,6 +28,15 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] /
                        "experiments"))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  """The generated dataset of tests/lab_plugins/blobs.py, written once."""
+  from lab_plugins import blobs  # pylint: disable=g-import-not-at-top
+  path = tmp_path_factory.mktemp("blobs")
+  blobs.write(path)
+  return path
 
 
 # Tests that take a minute or more (runs of main in subprocesses, large

@@ -2,6 +2,7 @@
 import os
 import pathlib
 import re
+import socket
 import subprocess
 
 import jax
@@ -68,6 +69,40 @@ def run_main(workdir, overrides: dict, env=None, **kwargs):
                         env={**cpu_devices(1), **(env or {})},
                         capture_output=True, text=True,
                         **kwargs)
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def start_processes(workdir, overrides: dict, config=None, env=None,
+                    flags=()) -> list[subprocess.Popen]:
+  """Two processes of one jax.distributed run of main (loopback), on one CPU
+  device each; stderr piped."""
+  coordinator = f"127.0.0.1:{free_port()}"
+  command = (main_command(workdir, overrides) if config is None
+             else main_command(workdir, overrides, config))
+  return [subprocess.Popen(
+      command + [f"--coordinator_address={coordinator}", "--num_processes=2",
+                 f"--process_id={i}", *flags],
+      cwd=ROOT, env=env or cpu_devices(1), stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True) for i in range(2)]
+
+
+def finish_processes(procs) -> list[str]:
+  """Waits for `procs` (killed if the wait is cut short); each must exit 0.
+  Returns their logs."""
+  try:
+    errs = [p.communicate()[1] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for p, err in zip(procs, errs):
+    assert p.returncode == 0, err[-3000:]
+  assert "JAX process 1/2" in errs[1]
+  return errs
 
 
 def untimed(record: dict) -> dict:

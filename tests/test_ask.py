@@ -13,11 +13,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssl_jax.train import checkpoints
 from ssl_jax import models
 from ssl_jax.data import babi
 from ssl_jax.tasks import babi_qa
 from ssl_jax.tools import ask
+from ssl_jax.train import checkpoints
 
 # 'The'/'the' and 'Is'/'is' both in the vocabulary, as in bAbI tasks 4, 9, 17.
 _TRAIN = """\

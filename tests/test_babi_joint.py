@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from ssl_jax.train import loop
 from ssl_jax.data import babi
 from ssl_jax.tasks import babi_qa
+from ssl_jax.train import loop
 
 import helpers
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from lib import selection
-from ssl_jax.data import babi
-from ssl_jax.tools import ask
 from ssl_jax import config_check
-from ssl_jax.train import optim
-from ssl_jax.train import loop
+from ssl_jax.data import babi
 from ssl_jax.models import memnet
-from ssl_jax.tasks import Phase
 from ssl_jax.tasks import babi_qa
+from ssl_jax.tasks import Phase
+from ssl_jax.tools import ask
+from ssl_jax.train import loop
+from ssl_jax.train import optim
 
 import helpers
 
@@ -34,6 +34,7 @@ def workdir(tmp_path_factory):
   config.num_epochs = 3
   config.input.val_size = 200
   config.linear_start = "val_loss"
+  config.linear_start_lr_scale = 0.5  # A field of the 'paper' variants.
   config.optimizer.schedule = "step"
   config.optimizer.decay_every_epochs = 1
   config.optimizer.decay_factor = 1e-30

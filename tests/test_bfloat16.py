@@ -18,12 +18,12 @@ import optax
 import pytest
 
 from ssl_jax import config_check
-from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
 from ssl_jax.models import layers
 from ssl_jax.models.heads import HeadSpec
 from ssl_jax.tasks import classification
 from ssl_jax.tasks import pretext_mix
+from ssl_jax.train import step as step_lib
 
 import helpers
 

@@ -15,14 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax.train import checkpoints
-from ssl_jax.train import pretrained
 from ssl_jax.data import cifar10
 from ssl_jax.data import imagenet_cifar10
+from ssl_jax.models import torch_weights
 from ssl_jax.models.efficientnet import EfficientNet
 from ssl_jax.tasks import classification
-from ssl_jax.models import torch_weights
 from ssl_jax.tools import convert_torch
+from ssl_jax.train import checkpoints
+from ssl_jax.train import pretrained
 
 import helpers
 import zero_shot

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from ssl_jax.data import augment
-from ssl_jax.data import input_pipeline
 from ssl_jax.data import cifar10
 from ssl_jax.data import fashion_mnist
 from ssl_jax.data import image_datasets
+from ssl_jax.data import input_pipeline
 from ssl_jax.data import splits
 
 

@@ -14,10 +14,10 @@ import pytest
 
 from ssl_jax import config_files
 from ssl_jax.data import feeds
-from ssl_jax.data import input_pipeline
-from ssl_jax.train import loop
 from ssl_jax.data import image_datasets
+from ssl_jax.data import input_pipeline
 from ssl_jax.data import rows
+from ssl_jax.train import loop
 
 _CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs/supervised.py"
 # Split sizes here; the names are those of the TFDS builders' code.

@@ -1,6 +1,4 @@
 """Two local processes with jax.distributed equal one process (loopback)."""
-import socket
-import subprocess
 import time
 
 import jax
@@ -11,12 +9,6 @@ import helpers
 
 OVERRIDES = {**helpers.TINY, "num_epochs": 1, "steps_per_epoch": 2,
              "model.dropout_rate": 0.0}
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def _params(workdir):
@@ -35,23 +27,8 @@ def single(tmp_path_factory):
 @pytest.mark.parametrize("pipeline", ["device", "stream"])
 def test_two_processes_equal_one_process(tmp_path, pipeline, single):
   """With 'stream', each process reads only its own half of every batch."""
-  coordinator = f"127.0.0.1:{_free_port()}"
-  procs = [subprocess.Popen(
-      helpers.main_command(tmp_path / "multi",
-                           {**OVERRIDES, "input.pipeline": pipeline}) + [
-          f"--coordinator_address={coordinator}", "--num_processes=2",
-          f"--process_id={i}"],
-      cwd=helpers.ROOT, env=helpers.cpu_devices(1),
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-  try:
-    errs = [p.communicate()[1] for p in procs]
-  finally:
-    for p in procs:
-      p.kill()
-  for p, err in zip(procs, errs):
-    assert p.returncode == 0, err[-3000:]
-  assert "JAX process 1/2" in errs[1]
+  errs = helpers.finish_processes(helpers.start_processes(
+      tmp_path / "multi", {**OVERRIDES, "input.pipeline": pipeline}))
   if pipeline == "stream":  # 16 images a step, 8 per process.
     # From the files: no process holds the images in memory.
     for i, rows in enumerate(("0-7", "8-15")):
@@ -63,24 +40,9 @@ def test_two_processes_equal_one_process(tmp_path, pipeline, single):
   assert not np.allclose(multi["conv1"]["kernel"], 0)
 
 
-def _start(workdir, overrides, **popen):
-  coordinator = f"127.0.0.1:{_free_port()}"
-  return [subprocess.Popen(
-      helpers.main_command(workdir, overrides) + [
-          f"--coordinator_address={coordinator}", "--num_processes=2",
-          f"--process_id={i}", "--lost_process_timeout=10"],
-      cwd=helpers.ROOT, env=helpers.cpu_devices(1), stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE, text=True, **popen) for i in range(2)]
-
-
-def _finish(procs):
-  try:
-    errs = [p.communicate()[1] for p in procs]
-  finally:
-    for p in procs:
-      p.kill()
-  for p, err in zip(procs, errs):
-    assert p.returncode == 0, err[-3000:]
+def _start(workdir, overrides):
+  return helpers.start_processes(workdir, overrides,
+                                 flags=["--lost_process_timeout=10"])
 
 
 def test_a_lost_process_stops_the_other_and_both_resume(tmp_path):
@@ -89,7 +51,7 @@ def test_a_lost_process_stops_the_other_and_both_resume(tmp_path):
   was never interrupted."""
   overrides = {**OVERRIDES, "num_epochs": 2, "steps_per_epoch": 6,
                "checkpoint_every_steps": 2}
-  _finish(_start(tmp_path / "whole", overrides))
+  helpers.finish_processes(_start(tmp_path / "whole", overrides))
   procs = _start(tmp_path / "cut", overrides)
   ckpts = tmp_path / "cut" / "checkpoints"
   while procs[1].poll() is None:
@@ -104,7 +66,7 @@ def test_a_lost_process_stops_the_other_and_both_resume(tmp_path):
   assert len(lost) == 1 and "The last checkpoint is step" in lost[0], err
   saved = int(lost[0].split("The last checkpoint is step ")[1].split()[0])
   assert saved < 12, "the run ended before the kill"
-  _finish(_start(tmp_path / "cut", overrides))
+  helpers.finish_processes(_start(tmp_path / "cut", overrides))
   whole = helpers.read_checkpoint(tmp_path / "whole", step=12)["state"]
   cut = helpers.read_checkpoint(tmp_path / "cut", step=12)["state"]
   jax.tree.map(np.testing.assert_array_equal, whole, cut)

@@ -18,10 +18,10 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax.train import checkpoints
-from ssl_jax.tools import convert_keras
 from ssl_jax.models import torch_weights
 from ssl_jax.models.efficientnet import EfficientNet, VARIANTS, flops_and_params
+from ssl_jax.tools import convert_keras
+from ssl_jax.train import checkpoints
 
 # Keras 3.15 count_params() of EfficientNetB* with top (total, trainable),
 # recorded from keras.applications; B0 equals the published numbers.

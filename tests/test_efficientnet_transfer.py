@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax.train import checkpoints
-from ssl_jax.tools import convert_keras
-from ssl_jax.train import pretrained
-from ssl_jax.train import loop
 from ssl_jax.models.efficientnet import EfficientNet
 from ssl_jax.tasks import classification
+from ssl_jax.tools import convert_keras
+from ssl_jax.train import checkpoints
+from ssl_jax.train import loop
+from ssl_jax.train import pretrained
 
 import helpers
 

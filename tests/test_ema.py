@@ -7,10 +7,10 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax.train import loop
-from ssl_jax.train import step as step_lib
 from ssl_jax.models import get_model
 from ssl_jax.tasks import classification
+from ssl_jax.train import loop
+from ssl_jax.train import step as step_lib
 
 import helpers
 

@@ -46,8 +46,8 @@ def _all_crops(images, p):
 def test_config_and_head():
   cfg = exemplar.get_config()
   assert exemplar.spec(cfg).head == pretext.Head(128, (256,), 1)
-  assert (cfg.copies, cfg.loss, cfg.temperature, cfg.margin) == (
-      2, "nt_xent", 0.5, 0.5)
+  assert (cfg.copies, cfg.loss, cfg.temperature) == (2, "nt_xent", 0.5)
+  assert "margin" not in cfg and exemplar.MARGIN == 0.5  # Triplet only.
   with pytest.raises(ValueError, match="copies must be >= 2"):
     exemplar.transform(_cfg(copies=1), _images(), jax.random.key(0), True)
   with pytest.raises(ValueError, match="'nt_xent' or 'triplet'"):

@@ -11,11 +11,11 @@ import jax
 import numpy as np
 import pytest
 
+from ssl_jax.data import cifar10
+from ssl_jax.data import fashion_mnist
 from ssl_jax.train import checkpoints
 from ssl_jax.train import loop
 from ssl_jax.train import workdir as workdir_lib
-from ssl_jax.data import cifar10
-from ssl_jax.data import fashion_mnist
 
 import helpers
 

@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax.evals import frozen_features
 from ssl_jax import models
-from ssl_jax.train import reporting
+from ssl_jax.evals import frozen_features
 from ssl_jax.train import loop
+from ssl_jax.train import reporting
 
 import helpers
 

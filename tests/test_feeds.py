@@ -5,9 +5,9 @@ import pytest
 
 from ssl_jax.data import feeds
 from ssl_jax.data import input_pipeline
-from ssl_jax.train import parallel
-from ssl_jax.train import loop
 from ssl_jax.data import rows
+from ssl_jax.train import loop
+from ssl_jax.train import parallel
 
 import helpers
 

@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssl_jax.train import checkpoints
-from ssl_jax.train import optim
-from ssl_jax.train import loop
 from ssl_jax.models import get_model
 from ssl_jax.models.heads import HeadSpec
+from ssl_jax.train import checkpoints
+from ssl_jax.train import loop
+from ssl_jax.train import optim
 
 import helpers
 

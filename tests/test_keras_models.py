@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax.models import keras_reference
 from ssl_jax.models import get_model
+from ssl_jax.models import keras_reference
 from ssl_jax.models.heads import HeadSpec
 
 

@@ -10,9 +10,9 @@ import optax
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ssl_jax.models import keras_reference
 from ssl_jax.data import babi
 from ssl_jax.models import get_model
+from ssl_jax.models import keras_reference
 from ssl_jax.models import memnet
 
 DATA_DIR = (babi.default_babi_dir() if os.environ.get("SSL_JAX_DATA_DIR")

@@ -8,7 +8,6 @@ import pytest
 from ssl_jax.train import loop
 
 import helpers
-from lab_plugins import blobs
 from lab_plugins import flip_agreement
 
 PRETEXTS = "lab_plugins.momentum_teacher+lab_plugins.flip_agreement"
@@ -32,13 +31,6 @@ def _config(data_dir, **overrides):
       node = node[p]
     node[leaf] = value
   return config
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("blobs")
-  blobs.write(path)
-  return path
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ssl_jax import plugins
-from ssl_jax.models import norms
 from ssl_jax.models import get_model
+from ssl_jax.models import norms
 
 
 def _count(tree):

@@ -4,7 +4,6 @@ process that reads the run: training, resume, predict, a self-training
 teacher, and both processes of a jax.distributed run."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -53,13 +52,6 @@ def _main(workdir, overrides, devices=1):
 def _records(workdir):
   return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text()
           .splitlines()]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = tmp_path_factory.mktemp("blobs")
-  blobs.write(path)
-  return path
 
 
 @pytest.fixture(scope="module")
@@ -139,16 +131,11 @@ def test_predict_reads_the_run_in_a_new_process(trained):
 
 def test_the_run_serves_as_a_self_training_teacher(trained, data_dir,
                                                    tmp_path):
-  _main(tmp_path, _overrides(data_dir, **{
-      "self_training.teacher": str(trained), "steps_per_epoch": 1}))
+  _run(helpers.main_command(
+      tmp_path, _overrides(data_dir, steps_per_epoch=1),
+      f"{CONFIG},teacher={trained}"))
   stats = json.loads((tmp_path / "pseudo_labels.json").read_text())
   assert stats["pool"] == 96 - 20 and stats["teacher"] == str(trained)
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def test_two_processes_run_the_plugins_as_one(tmp_path, data_dir):
@@ -156,21 +143,8 @@ def test_two_processes_run_the_plugins_as_one(tmp_path, data_dir):
   the config alone, and train as one process with two devices does."""
   overrides = _overrides(data_dir, **{"model.head_dropout_rate": 0.0})
   _main(tmp_path / "single", overrides, devices=2)
-  coordinator = f"127.0.0.1:{_free_port()}"
-  procs = [subprocess.Popen(
-      helpers.main_command(tmp_path / "multi", overrides, CONFIG) + [
-          f"--coordinator_address={coordinator}", "--num_processes=2",
-          f"--process_id={i}"], cwd=helpers.ROOT, env=_env(),
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-           for i in range(2)]
-  try:
-    errs = [p.communicate()[1] for p in procs]
-  finally:
-    for p in procs:
-      p.kill()
-  for p, err in zip(procs, errs):
-    assert p.returncode == 0, err[-3000:]
-  assert "JAX process 1/2" in errs[1]
+  helpers.finish_processes(helpers.start_processes(
+      tmp_path / "multi", overrides, CONFIG, _env()))
   helpers.assert_trees_close(
       helpers.read_checkpoint(tmp_path / "multi")["state"]["params"],
       helpers.read_checkpoint(tmp_path / "single")["state"]["params"])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ssl_jax.tools import predict
 from ssl_jax.train import loop
 from ssl_jax.train import step as step_lib
-from ssl_jax.tools import predict
 
 import helpers
 

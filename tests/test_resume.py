@@ -10,8 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from ssl_jax.train import reporting
 from ssl_jax.train import loop
+from ssl_jax.train import reporting
 
 import helpers
 
@@ -52,6 +52,18 @@ def reference(tmp_path_factory):
   last = loop.train_and_evaluate(helpers.tiny_config(checkpoint_every_steps=2),
                                   workdir)
   return last, _final(workdir)
+
+
+def _resume_equals_reference(config, workdir, reference):
+  """Resumes `config` in `workdir`: it ends bitwise as the reference."""
+  resumed = loop.train_and_evaluate(config, workdir)
+  ref_last, (_, ref_params, ref_records) = reference
+  _, params, records = _final(workdir)
+  assert helpers.untimed(resumed) == helpers.untimed(ref_last)
+  assert ([helpers.untimed(r) for r in records] ==
+          [helpers.untimed(r) for r in ref_records])
+  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
 
 
 def _check_same(tmp_path, sig, reference, extra=None):
@@ -122,14 +134,7 @@ def test_a_second_ctrl_c_stops_at_once_and_loses_nothing_saved(
     loop.train_and_evaluate(config, tmp_path)
   monkeypatch.undo()
   assert _final(tmp_path)[0] == 4
-  resumed = loop.train_and_evaluate(config, tmp_path)
-  ref_last, (_, ref_params, ref_records) = reference
-  _, params, records = _final(tmp_path)
-  assert helpers.untimed(resumed) == helpers.untimed(ref_last)
-  assert ([helpers.untimed(r) for r in records] ==
-          [helpers.untimed(r) for r in ref_records])
-  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(params)):
-    np.testing.assert_array_equal(a, b)
+  _resume_equals_reference(config, tmp_path, reference)
 
 
 @pytest.mark.parametrize("damage", ["cut_mid_line", "last_line_deleted",
@@ -174,14 +179,7 @@ def test_sigterm_in_an_epochs_last_step_loses_no_record(tmp_path, reference,
   monkeypatch.undo()
   assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").open()
           ] == [4]
-  resumed = loop.train_and_evaluate(config, tmp_path)
-  ref_last, (_, ref_params, ref_records) = reference
-  _, params, records = _final(tmp_path)
-  assert helpers.untimed(resumed) == helpers.untimed(ref_last)
-  assert ([helpers.untimed(r) for r in records] ==
-          [helpers.untimed(r) for r in ref_records])
-  for a, b in zip(jax.tree.leaves(ref_params), jax.tree.leaves(params)):
-    np.testing.assert_array_equal(a, b)
+  _resume_equals_reference(config, tmp_path, reference)
 
 
 def test_resumed_run_counts_its_time_on(tmp_path, monkeypatch):

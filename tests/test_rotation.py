@@ -5,10 +5,10 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
-from ssl_jax.train import parallel
-from ssl_jax.pretext import rotation
 from ssl_jax.pretext import mix
+from ssl_jax.pretext import rotation
 from ssl_jax.tasks import pretext_mix
+from ssl_jax.train import parallel
 
 import helpers
 

@@ -8,9 +8,9 @@ import pytest
 
 from ssl_jax.data import input_pipeline
 from ssl_jax.pretext import self_training
-from ssl_jax.train import loop
 from ssl_jax.tasks import pretext_mix
 from ssl_jax.tools import predict
+from ssl_jax.train import loop
 
 import helpers
 
@@ -41,8 +41,8 @@ def small_pool(monkeypatch):
 
 
 def _student(teacher, **overrides):
-  return helpers.tiny_config("multitask", "quick", **{
-      **_STUDENT, "self_training.teacher": str(teacher), **overrides})
+  return helpers.tiny_config("multitask", f"quick,teacher={teacher}",
+                             **{**_STUDENT, **overrides})
 
 
 def test_pseudo_labels_are_the_teachers_confident_guesses(tmp_path, teacher):

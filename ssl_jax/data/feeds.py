@@ -44,8 +44,8 @@ def make(config, runner: parallel.Runner, data: dict):
   """The feed `config` asks for over `data` ({split: {name: host array}})."""
   if choose(config, data) == "device":
     return DeviceFeed(runner, data)
-  return StreamFeed(runner, data, config.input.stream_threads,
-                    config.input.stream_prefetch)
+  return StreamFeed(runner, data, config.input.get("stream_threads", 8),
+                    config.input.get("stream_prefetch", 16))
 
 
 class DeviceFeed:

@@ -62,7 +62,7 @@ def load(config, workdir, write_split: bool, unlabeled: bool = False):
                       "label": ds.train_labels[idx]}
   n_test = cfg.max_test_examples or len(ds.test_labels)
   labeled = split["labeled"]
-  if cfg.drop_fraction:
+  if cfg.get("drop_fraction", 0.0):
     labeled = labeled[splits.imbalanced_subset(
         ds.train_labels[labeled], cfg.drop_classes, cfg.drop_fraction,
         config.seed)]

@@ -23,15 +23,15 @@ import numpy as np
 import optax
 
 from ssl_jax import config_check
-from ssl_jax.data import input_pipeline
 from ssl_jax import losses
+from ssl_jax.data import input_pipeline
+from ssl_jax.models import heads
+from ssl_jax.models import multihead
+from ssl_jax.train import loop
 from ssl_jax.train import optim
 from ssl_jax.train import parallel
 from ssl_jax.train import reporting
-from ssl_jax.train import loop
 from ssl_jax.train import workdir as workdir_lib
-from ssl_jax.models import heads
-from ssl_jax.models import multihead
 
 HEAD = "class_head"  # MultiHead's parameters of the 'class' head.
 

@@ -24,8 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssl_jax.models import norms
 from ssl_jax.models import layers
+from ssl_jax.models import norms
 
 
 class Variant(NamedTuple):

@@ -14,9 +14,9 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 
-from ssl_jax.models import norms
 from ssl_jax.models import heads
 from ssl_jax.models import layers
+from ssl_jax.models import norms
 
 
 class BasicBlock(nn.Module):

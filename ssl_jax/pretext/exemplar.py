@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ssl_jax.data import augment
 from ssl_jax import losses
 from ssl_jax import pretext
+from ssl_jax.data import augment
 
 # ITU-R 601 luma weights (PIL's convert("L"), torchvision's rgb_to_grayscale).
 LUMA = (0.299, 0.587, 0.114)
@@ -24,13 +24,17 @@ LUMA = (0.299, 0.587, 0.114)
 _EXCLUDED = -1e9
 
 
+MARGIN = 0.5  # The triplet loss's default margin.
+
+
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.weight = 1.0  # w_ex: weight of the exemplar loss.
   c.copies = 2  # V: augmented copies per image; >= 2, so each has a positive.
   c.loss = "nt_xent"  # 'nt_xent' (SimCLR) or 'triplet' (S4L's batch-hard).
   c.temperature = 0.5  # NT-Xent: softmax temperature on cosine similarities.
-  c.margin = 0.5  # Triplet: margin between distances of unit embeddings.
+  # loss='triplet' reads `margin` between distances of unit embeddings
+  # (MARGIN where the config has no such field).
   c.embed_dim = 128  # Head outputs: the embedding the loss compares.
   c.head_hidden = (256,)  # Hidden layers of the projection MLP.
   # Zero-pad each copy by this many pixels, crop back at a random integer
@@ -148,7 +152,8 @@ def loss(cfg, outputs, views, mask, axis_name=None):
   if cfg.loss == "nt_xent":
     per_anchor = _nt_xent(sim, candidate, positive, cfg.temperature)
   elif cfg.loss == "triplet":
-    per_anchor = _batch_hard_triplet(sim, candidate, positive, cfg.margin)
+    per_anchor = _batch_hard_triplet(sim, candidate, positive,
+                                     cfg.get("margin", MARGIN))
   else:
     raise ValueError(f"pretext.exemplar.loss must be 'nt_xent' or 'triplet', "
                      f"got {cfg.loss!r}.")

@@ -7,12 +7,12 @@ from absl import logging
 import jax
 import numpy as np
 
-from ssl_jax.data import input_pipeline
 from ssl_jax.data import babi
+from ssl_jax.data import input_pipeline
+from ssl_jax.tasks import classification
 from ssl_jax.tasks import Phase
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
-from ssl_jax.tasks import classification
 
 _INPUTS = ("story", "sentences", "query")
 

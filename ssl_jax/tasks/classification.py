@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_jax.data import augment
-from ssl_jax.evals import class_report
-from ssl_jax.data import input_pipeline
 from ssl_jax import losses
+from ssl_jax.data import augment
+from ssl_jax.data import input_pipeline
+from ssl_jax.evals import class_report
 from ssl_jax.models.heads import HeadSpec
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task

@@ -19,17 +19,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ssl_jax import losses
 from ssl_jax.data import augment
 from ssl_jax.data import input_pipeline
+from ssl_jax.data import rows
 from ssl_jax.evals import knn
-from ssl_jax import losses
+from ssl_jax.models import multihead
 from ssl_jax.pretext import mix
 from ssl_jax.pretext import self_training
-from ssl_jax.data import rows
-from ssl_jax.models import multihead
+from ssl_jax.tasks import classification
 from ssl_jax.tasks import Setup
 from ssl_jax.tasks import Task
-from ssl_jax.tasks import classification
 
 def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
            flip=False):
@@ -130,7 +130,7 @@ def setup(config, workdir, write: bool) -> Setup:
   labeled, pool = data["train"], data.pop("unlabeled")
   true_labels = np.concatenate([labeled["label"], pool["label"]])
   pool_labeled = np.zeros(len(pool["label"]), np.float32)
-  if config.self_training.teacher:
+  if "self_training" in config:
     if not config.input.unlabeled_batch_size:
       raise ValueError("self_training.teacher needs pool images in each "
                        "step: set input.unlabeled_batch_size > 0.")

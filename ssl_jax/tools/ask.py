@@ -23,10 +23,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from ssl_jax.train import checkpoints
 from ssl_jax import models
 from ssl_jax.data import babi
 from ssl_jax.tasks import babi_qa
+from ssl_jax.train import checkpoints
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained bAbI run.")
 _STORY = flags.DEFINE_string("story", None, "Story text (else read stdin).")

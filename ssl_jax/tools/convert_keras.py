@@ -34,8 +34,8 @@ import keras
 import numpy as np
 
 from ssl_jax.data import augment
-from ssl_jax.train import checkpoints
 from ssl_jax.models import efficientnet
+from ssl_jax.train import checkpoints
 
 # The official weights' input statistics (see the module docstring).
 IMAGENET_MEAN = augment.IMAGENET_MEAN

@@ -13,20 +13,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssl_jax.train import checkpoints
 from ssl_jax import config_check
+from ssl_jax import models
+from ssl_jax import tasks
 from ssl_jax.data import feeds
 from ssl_jax.data import input_pipeline
-from ssl_jax import models
+from ssl_jax.data import rows
+from ssl_jax.train import checkpoints
 from ssl_jax.train import optim
 from ssl_jax.train import parallel
 from ssl_jax.train import pretrained
 from ssl_jax.train import profiling
 from ssl_jax.train import reporting
-from ssl_jax import tasks
-from ssl_jax.train import workdir as workdir_lib
-from ssl_jax.data import rows
 from ssl_jax.train import step as step_lib
+from ssl_jax.train import workdir as workdir_lib
 
 
 class Preempted(Exception):
@@ -72,11 +72,15 @@ def _check_finite(sums, step: int, ckpts: checkpoints.Checkpoints):
         "optimizer.grad_clip_norm, then rerun to resume from it.")
 
 
+def _early_stop_metric(config) -> str:
+  return config.early_stopping.get("metric", "val_accuracy")
+
+
 def _early_stop(history: list[dict], config) -> bool:
   patience = config.early_stopping.patience
   if not patience or not history:
     return False
-  key = config.early_stopping.metric
+  key = _early_stop_metric(config)
   values = [r[key] for r in history]
   best = int(np.argmin(values) if key.endswith("loss") else np.argmax(values))
   return len(values) - 1 - best >= patience
@@ -127,10 +131,15 @@ def build(config, workdir: str) -> tuple[Run, step_lib.TrainState]:
     setup = setup._replace(data=rows.materialized(setup.data))
   task, data = setup.task, setup.data
   eval_splits = tuple(s for s in ("val", "test") if s in data)
-  if config.early_stopping.patience and "val" not in data:
-    raise ValueError("early_stopping needs a validation split: set "
-                     "input.val_size > 0 (stopping on the test set would "
-                     "tune on it).")
+  if config.early_stopping.patience:
+    if "val" not in data:
+      raise ValueError("early_stopping needs a validation split: set "
+                       "input.val_size > 0 (stopping on the test set would "
+                       "tune on it).")
+    if not _early_stop_metric(config).startswith("val_"):
+      raise ValueError(f"early_stopping.metric="
+                       f"{_early_stop_metric(config)!r} must be a val_* "
+                       "metric: stopping on test metrics would tune on them.")
   model_kwargs = {k: v for k, v in config.model.to_dict().items()
                   if k != "name"}
   if config.parallel == "pmap":

@@ -28,7 +28,8 @@ def sgd(lr, c):
 
 
 def momentum(lr, c):
-  return optax.sgd(lr, momentum=c.momentum, nesterov=True)
+  """Nesterov momentum `c.momentum` (0.9 where the config has none)."""
+  return optax.sgd(lr, momentum=c.get("momentum", 0.9), nesterov=True)
 
 
 def rmsprop(lr, c):
@@ -60,11 +61,12 @@ def cosine(c, total_steps, steps_per_epoch):
 def step(c, total_steps, steps_per_epoch):
   """Times `decay_factor` every `decay_every_epochs` epochs."""
   del total_steps
-  if not (steps_per_epoch and c.decay_every_epochs and c.decay_factor):
+  every, factor = c.get("decay_every_epochs", 0), c.get("decay_factor", 0)
+  if not (steps_per_epoch and every and factor):
     # optax would silently make such a schedule constant.
-    raise ValueError("optimizer.schedule='step' needs decay_every_epochs > "
-                     "0, decay_factor > 0 and the epoch length, got "
-                     f"{c.decay_every_epochs}, {c.decay_factor}, "
+    raise ValueError("optimizer.schedule='step' needs the fields "
+                     "optimizer.decay_every_epochs > 0 and decay_factor > 0, "
+                     f"and the epoch length, got {every}, {factor}, "
                      f"{steps_per_epoch}.")
   return optax.exponential_decay(
       c.learning_rate, c.decay_every_epochs * steps_per_epoch, c.decay_factor,
@@ -134,7 +136,7 @@ def _make_trained(config, total_steps: int, steps_per_epoch: int,
   parts = []
   if config.grad_clip_norm:
     parts.append(clip_each_by_norm(config.grad_clip_norm)
-                 if config.clip_per_param
+                 if config.get("clip_per_param", False)
                  else optax.clip_by_global_norm(config.grad_clip_norm))
   if config.weight_decay and config.name != "adamw":
     parts.append(optax.add_decayed_weights(config.weight_decay))
