@@ -67,7 +67,9 @@ def _run(config: str, name: str, overrides: dict) -> dict:
   quick = {}
   if _QUICK.value:
     tiny = TINY_CNN if "supervised" in config else {
-        **TINY_BACKBONE.get(_BACKBONE.value, {}), "input.unlabeled_batch_size": 16}
+        **TINY_BACKBONE.get(_BACKBONE.value, {}),
+        # Fine-tuning reads no unlabeled images.
+        **({} if "finetune" in config else {"input.unlabeled_batch_size": 16})}
     quick = {**QUICK, **tiny}
     config += ("," if ":" in config else ":") + "quick"
   return experiment.run(config, pathlib.Path(_OUT.value) / name,

@@ -42,6 +42,7 @@ BUILTIN = {
         "memn2n": "ssl_jax.models.memnet:MemN2N",
         "multihead": "ssl_jax.models.multihead:MultiHead",
         "resnet": "ssl_jax.models.resnet:ResNet",
+        "wide_resnet": "ssl_jax.models.wide_resnet:WideResNet",
     },
     "dataset": {n: f"ssl_jax.data.registry:{n.upper()}"
                 for n in ("cifar10", "fashion_mnist", "stl10", "svhn")},
@@ -50,7 +51,7 @@ BUILTIN = {
     "optimizer": {n: f"ssl_jax.train.optim:{n}" for n in (
         "adam", "adamw", "sgd", "momentum", "rmsprop", "adadelta")},
     "schedule": {n: f"ssl_jax.train.optim:{n}"
-                 for n in ("constant", "cosine", "step")},
+                 for n in ("constant", "cosine", "fixmatch_cosine", "step")},
     "norm": {n: f"ssl_jax.models.norms:{n}" for n in (
         "batch", "layer", "group", "instance", "rms", "none")},
 }

@@ -58,6 +58,14 @@ def cosine(c, total_steps, steps_per_epoch):
                                      max(total_steps - c.warmup_steps, 1))
 
 
+def fixmatch_cosine(c, total_steps, steps_per_epoch):
+  """FixMatch's lr * cos(7 pi k / (16 K)) over the K steps after warmup: it
+  ends at cos(7 pi / 16) = 0.195 of the peak, not at zero."""
+  del steps_per_epoch
+  decay = max(total_steps - c.warmup_steps, 1)
+  return lambda k: c.learning_rate * jnp.cos(7 * jnp.pi * k / (16 * decay))
+
+
 def step(c, total_steps, steps_per_epoch):
   """Times `decay_factor` every `decay_every_epochs` epochs."""
   del total_steps
