@@ -42,9 +42,9 @@ def data_dir(tmp_path_factory):
 # Tests that take a minute or more (runs of main in subprocesses, large
 # compiles) start first: with xdist's load scheduling, the longest first
 # leaves no worker alone with one at the end.
-_SLOW_FIRST = ("test_experiments.py", "test_distributed.py",
-               "test_efficientnet_transfer.py", "test_faults.py",
-               "test_pretext_mix.py")
+_SLOW_FIRST = ("test_experiments.py", "test_configs.py", "test_distributed.py",
+               "test_plugins.py", "test_efficientnet_transfer.py",
+               "test_faults.py", "test_pretext_mix.py")
 
 
 def pytest_collection_modifyitems(items):

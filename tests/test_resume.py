@@ -3,6 +3,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import types
 
@@ -28,13 +29,22 @@ def _final(workdir):
   return steps[-1], tree["state"]["params"], records
 
 
+# main with SIGINT raising KeyboardInterrupt, as Python sets it up in a
+# terminal, whatever the test runner's own handling of SIGINT.
+_DEFAULT_SIGINT = (
+    "import runpy, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'ssl_jax.main'; "
+    "runpy.run_module('ssl_jax.main', run_name='__main__')")
+
+
 def _interrupt(workdir, sig, extra):
   """Starts main (SIGINT at its default, as in a terminal), sends `sig` once a
   first checkpoint exists, returns its status and log."""
-  proc = subprocess.Popen(
-      helpers.main_command(workdir, {**OVERRIDES, **extra}), cwd=helpers.ROOT,
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  args = helpers.main_command(workdir, {**OVERRIDES, **extra})[3:]
+  proc = subprocess.Popen([sys.executable, "-c", _DEFAULT_SIGINT, *args],
+                          cwd=helpers.ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
   ckpts = workdir / "checkpoints"
   while proc.poll() is None:
     if ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir()):
