@@ -50,8 +50,17 @@ def _lost(process: int | None, workdir, timeout: float):
 
 
 def watch(process: int, num_processes: int, workdir, timeout: float):
-  """Starts the heartbeat and watcher threads (daemons) of this process."""
-  client, interval = _client(), max(timeout / 10, 0.2)
+  """Starts the heartbeat and watcher threads (daemons) of this process;
+  without a coordination-service client (another JAX), only JAX's own
+  failure detection remains, and a warning says so."""
+  try:
+    client = _client()
+    client.key_value_set(f"{_KEY}/{process}", "0", allow_overwrite=True)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("No lost-process watch (%s): a lost process ends the "
+                    "others through JAX's own heartbeat timeout.", e)
+    return
+  interval = max(timeout / 10, 0.2)
 
   def beat():
     count = 0
