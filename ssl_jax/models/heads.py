@@ -32,6 +32,20 @@ class HeadSpec(NamedTuple):
   shares: str | None = None
 
 
+def pooled_output(x, intermediates: dict, num_classes: int,
+                  dropout_rate: float, train: bool, dtype):
+  """The end of a convolutional backbone, inside its compact `__call__`:
+  global average pooling (`pre_logits`), dropout, then a linear class
+  layer `head`; with `num_classes=0` the pooled features instead.
+  Returns (outputs, intermediates)."""
+  x = x.mean(axis=(1, 2))
+  intermediates["pre_logits"] = x
+  x = nn.Dropout(dropout_rate, deterministic=not train)(x)
+  if not num_classes:
+    return x, intermediates
+  return MLPHead(num_classes, dtype=dtype, name="head")(x, train), intermediates
+
+
 class MLPHead(nn.Module):
   """Optional hidden Dense-ReLU-Dropout layers, then a linear output layer.
 

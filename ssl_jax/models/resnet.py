@@ -66,10 +66,5 @@ class ResNet(norms.NormedModel):
         x = BasicBlock(f, 2 if j == 0 else 1, norm, self.conv_lowering,
                        dtype, name=f"stage{i + 1}_{j}")(x)
       out[f"block{i + 1}"] = x
-    x = x.mean(axis=(1, 2))
-    out["pre_logits"] = x
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    if not self.num_classes:
-      return x, out
-    return heads.MLPHead(self.num_classes, dtype=dtype,
-                         name="head")(x, train), out
+    return heads.pooled_output(x, out, self.num_classes, self.dropout_rate,
+                               train, dtype)

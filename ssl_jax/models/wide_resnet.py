@@ -79,13 +79,8 @@ class WideResNet(norms.NormedModel):
                   name=f"group{g + 1}_{j}")(x)
       out[f"block{g + 1}"] = x
     x = nn.leaky_relu(norm(name="norm")(x), self.leaky_slope)
-    x = x.mean(axis=(1, 2))
-    out["pre_logits"] = x
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    if not self.num_classes:
-      return x, out
-    return heads.MLPHead(self.num_classes, dtype=dtype,
-                         name="head")(x, train), out
+    return heads.pooled_output(x, out, self.num_classes, self.dropout_rate,
+                               train, dtype)
 
 
 Model = WideResNet
