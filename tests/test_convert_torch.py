@@ -4,7 +4,6 @@ import collections
 import contextlib
 import importlib.util
 import io
-import pathlib
 import pickle
 import sys
 import types

@@ -2,7 +2,6 @@
 bad flags each stop the run cleanly and leave the saved state as it was."""
 import os
 import pathlib
-import shutil
 import signal
 import subprocess
 import sys

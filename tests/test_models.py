@@ -6,7 +6,6 @@ import pytest
 
 from ssl_jax import plugins
 from ssl_jax.models import get_model
-from ssl_jax.models import norms
 
 
 def _count(tree):

@@ -4,7 +4,6 @@ line."""
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 from PIL import Image

@@ -8,14 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-from ssl_jax import losses
 from ssl_jax import pretext
 from ssl_jax.models import get_model
 from ssl_jax.pretext import jigsaw
 from ssl_jax.pretext import mix
 from ssl_jax.pretext import rotation
 from ssl_jax.tasks import pretext_mix
-from ssl_jax.train import loop
 from ssl_jax.train import parallel
 from ssl_jax.train import step as step_lib
 

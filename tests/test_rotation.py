@@ -1,6 +1,5 @@
 """Rotation batches: np.rot90 semantics, alignment under sharding."""
 import jax
-import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest

@@ -10,7 +10,6 @@ and a checkpoint of the whole model (backbone + trained head) that
 `ssl_jax.tools.predict` reads.
 """
 import json
-import pathlib
 import re
 import time
 

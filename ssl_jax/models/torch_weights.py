@@ -35,7 +35,6 @@ import zipfile
 from typing import Any, NamedTuple
 
 from flax import traverse_util
-import jax
 import ml_dtypes
 import numpy as np
 

@@ -10,7 +10,6 @@ from typing import Any, Callable
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ssl_jax import config_check
