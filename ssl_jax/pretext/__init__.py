@@ -20,6 +20,12 @@ module with:
       the loss normalised by the global count (ssl_jax.losses); metrics a
       dict of [sum, count] pairs, reported as '<key>_<metric>'.
       `cross_entropy_loss` below is the loss of a target class per row.
+      With Spec.reads_class_head it also gets the class head's view of the
+      batch, for pseudo-labels: `class_logits` (B, classes), the class head
+      on each batch image as cropped and flipped, without gradient;
+      `labeled` (B,) 1 where the class loss reads the image's label; and
+      `labels` (B,), the true labels, for metrics only (an unlabeled
+      image's label must never reach the loss).
   describe(cfg, probabilities) -> str   (optional)
       What its head says of one plain image, for `ssl_jax.tools.predict`
       (rotation: the angle it sees); `probabilities` (outputs,) float32.

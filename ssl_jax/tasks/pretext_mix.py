@@ -56,12 +56,18 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
     groups[name] = v.images
     views[name] = v._replace(images=None)
     masks[name] = valid[v.source]
-  out = {"groups": groups, "views": views, "view_masks": masks}
+  out = {"groups": groups, "views": views, "view_masks": masks,
+         "labeled": labeled, "image_label": labels}
+  b = labels.shape[0]
   if class_from == mix.BATCH:
-    return {**out, "label": labels, "class_mask": labeled}
-  source = views[class_from].source
-  return {**out, "label": labels[source],
-          "class_mask": labeled[source] * views[class_from].identity}
+    return {**out, "label": labels, "class_mask": labeled,
+            "image_rows": jnp.arange(b)}
+  source, identity = views[class_from].source, views[class_from].identity
+  # The class-group row holding each batch image as augmented (unrotated).
+  image_rows = jnp.zeros(b, jnp.int32).at[jnp.where(identity, source, b)].set(
+      jnp.arange(source.shape[0], dtype=jnp.int32), mode="drop")
+  return {**out, "label": labels[source], "class_mask": labeled[source] *
+          identity, "image_rows": image_rows}
 
 
 def make_inputs(image_inputs):
@@ -81,11 +87,16 @@ def loss(outputs, batch, axis_name=None, method_state=None, *, class_weight,
   total = class_weight * cls_loss
   metrics = {"class_loss": cls["loss"], "accuracy": cls["accuracy"]}
   for name, p in pretexts.items():
-    state = ({"state": method_state[name]}
-             if hasattr(p.module, "init_state") else {})
+    kwargs = ({"state": method_state[name]}
+              if hasattr(p.module, "init_state") else {})
+    if p.spec.reads_class_head:
+      kwargs.update(
+          class_logits=jax.lax.stop_gradient(
+              logits["class"][batch["image_rows"]].astype(jnp.float32)),
+          labeled=batch["labeled"], labels=batch["image_label"])
     pretext_loss, m = p.module.loss(
         p.cfg, logits[name].astype(jnp.float32), batch["views"][name],
-        batch["view_masks"][name], axis_name, **state)
+        batch["view_masks"][name], axis_name, **kwargs)
     total = total + p.cfg.weight * pretext_loss
     metrics.update({f"{name}_{k}": v for k, v in m.items()})
   # Each device's share of one step's total: the shares sum to 1 under pmap.

@@ -32,9 +32,10 @@ def transform(cfg, images, rng, train) -> pretext.Views:
                        jnp.concatenate([source, source]))
 
 
-def loss(cfg, outputs, views, mask, axis_name=None):
-  """Cross-entropy of the mirror rows against the confident guesses."""
-  del views
+def loss(cfg, outputs, views, mask, axis_name=None, **class_view):
+  """Cross-entropy of the mirror rows against the confident guesses (its
+  own, so the class head's view of the batch goes unused)."""
+  del views, class_view
   n = outputs.shape[0] // 2
   probs = jax.nn.softmax(jax.lax.stop_gradient(outputs[:n]))
   keep = (probs.max(-1) >= cfg.threshold) * mask[:n]
