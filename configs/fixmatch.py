@@ -1,12 +1,14 @@
 """FixMatch on 200 labeled + 49,800 unlabeled CIFAR-10 images.
 
   python -m ssl_jax.main --config=configs/fixmatch.py --workdir=runs/fm
-  python -m ssl_jax.main --config=configs/fixmatch.py:pretext=fixmatch+rotation \
-      --workdir=runs/fm_rot
+  python -m ssl_jax.main \
+      --config=configs/fixmatch.py:pretext=fixmatch+rotation --workdir=runs/fmr
+  python -m ssl_jax.main --config=configs/pretrain.py:backbone=resnet \
+      --workdir=runs/rot  # Rotation pretraining, then FixMatch from it:
   python -m ssl_jax.main --config=configs/fixmatch.py --workdir=runs/fm_init \
-      --config.init_from=runs/rot  # From a rotation-pretrained backbone.
+      --config.init_from=runs/rot
   python -m ssl_jax.main --config=configs/fixmatch.py:pretext=none \
-      --workdir=runs/sup  # The labels alone: same backbone, steps, augmentation.
+      --workdir=runs/sup  # The labels alone: same backbone, steps, crops.
   python -m ssl_jax.main --config=configs/fixmatch.py:paper --workdir=runs/paper
   python -m ssl_jax.main --config=configs/fixmatch.py:quick --workdir=/tmp/q
 
@@ -45,7 +47,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.head_dropout_rate = 0.0  # FixMatch's WRN has no dropout.
   if quick and backbone == "wide_resnet":  # WRN-10-1: a smoke run.
     c.model.backbone_config.update(depth=10, widen_factor=1)
-  c.knn.k = 0  # No k-NN monitor: the class head's accuracy says it all.
+  # No k-NN monitor (knn.k = 0): the class head's accuracy says it all.
+  c.knn = ml_collections.ConfigDict({"k": 0})
   if "rotation" in c.pretext:  # ReMixMatch's: one random angle per image.
     c.pretext.rotation.mode = "random"
 

@@ -3,7 +3,6 @@ from, blindness to the pool's labels, and its config end to end."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from ssl_jax.data import input_pipeline
 from ssl_jax.pretext import fixmatch
@@ -71,6 +70,7 @@ def test_pseudo_labels_come_from_each_images_unrotated_row():
   the loss's `class_logits` come from hold the batch images themselves."""
   config = helpers.load_config("fixmatch", "quick,pretext=fixmatch+rotation")
   config.input.augment.update(crop_padding=0, flip=False)
+  config.pretext.rotation.mode = "all"  # RotNet's: the class head reads it.
   from ssl_jax.tasks import pretext_mix  # pylint: disable=g-import-not-at-top
   task, _ = pretext_mix.make(config, np.zeros(3), np.ones(3), 10)
   rng = np.random.default_rng(0)

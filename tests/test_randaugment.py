@@ -11,7 +11,7 @@ _cutout_at = jax.jit(ra.cutout_at)
 _cutout = jax.jit(ra.cutout)
 _randaugment = jax.jit(ra.randaugment)
 
-_GEOMETRIC = ('rotate', 'shear_x', 'shear_y', 'translate_x', 'translate_y')
+_GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 _PIXEL = tuple(name for name in ra.OPS if name not in _GEOMETRIC)
 # Magnitudes m with m * (hi - lo) exact in float32. Under jit XLA fuses
 # lo + m * (hi - lo) into one FMA, so for other m the module's factor can be
@@ -56,27 +56,27 @@ def _pil_op(image, name, m, fill=128):
   """One op on one (H, W, C) uint8 image by PIL."""
   h, w = image.shape[:2]
   im = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-  fill = fill if im.mode == 'L' else (fill,) * 3 if np.isscalar(fill) else fill
+  fill = fill if im.mode == "L" else (fill,) * 3 if np.isscalar(fill) else fill
   factor, v = float(_lerp(m, 0.05, 0.95)), float(_lerp(m, -0.3, 0.3))
   affine = lambda data: im.transform((w, h), Image.AFFINE, data,
                                      resample=Image.NEAREST, fillcolor=fill)
   out = {
-      'identity': lambda: im,
-      'autocontrast': lambda: ImageOps.autocontrast(im),
-      'equalize': lambda: ImageOps.equalize(im),
-      'rotate': lambda: im.rotate(float(_lerp(m, -30, 30)),
+      "identity": lambda: im,
+      "autocontrast": lambda: ImageOps.autocontrast(im),
+      "equalize": lambda: ImageOps.equalize(im),
+      "rotate": lambda: im.rotate(float(_lerp(m, -30, 30)),
                                   resample=Image.NEAREST, fillcolor=fill),
-      'solarize': lambda: ImageOps.solarize(im, float(np.float32(m) * 256)),
-      'color': lambda: ImageEnhance.Color(im).enhance(factor),
-      'posterize': lambda: ImageOps.posterize(im, int(np.round(_lerp(m, 4,
+      "solarize": lambda: ImageOps.solarize(im, float(np.float32(m) * 256)),
+      "color": lambda: ImageEnhance.Color(im).enhance(factor),
+      "posterize": lambda: ImageOps.posterize(im, int(np.round(_lerp(m, 4,
                                                                      8)))),
-      'contrast': lambda: ImageEnhance.Contrast(im).enhance(factor),
-      'brightness': lambda: ImageEnhance.Brightness(im).enhance(factor),
-      'sharpness': lambda: ImageEnhance.Sharpness(im).enhance(factor),
-      'shear_x': lambda: affine((1, v, 0, 0, 1, 0)),
-      'shear_y': lambda: affine((1, 0, 0, v, 1, 0)),
-      'translate_x': lambda: affine((1, 0, v * w, 0, 1, 0)),
-      'translate_y': lambda: affine((1, 0, 0, 0, 1, v * h)),
+      "contrast": lambda: ImageEnhance.Contrast(im).enhance(factor),
+      "brightness": lambda: ImageEnhance.Brightness(im).enhance(factor),
+      "sharpness": lambda: ImageEnhance.Sharpness(im).enhance(factor),
+      "shear_x": lambda: affine((1, v, 0, 0, 1, 0)),
+      "shear_y": lambda: affine((1, 0, 0, v, 1, 0)),
+      "translate_x": lambda: affine((1, 0, v * w, 0, 1, 0)),
+      "translate_y": lambda: affine((1, 0, 0, 0, 1, v * h)),
   }[name]()
   return np.asarray(out).reshape(image.shape)
 
@@ -87,7 +87,7 @@ def _check(out, expected, name, image):
   differ = (out != expected).any(-1).mean()
   if name in _GEOMETRIC:
     assert differ <= _GEOMETRIC_TOLERANCE, (name, differ)
-  elif name == 'autocontrast':
+  elif name == "autocontrast":
     # The module takes the exact floor of (x - lo) * 255 / (hi - lo). PIL's
     # float64 int(x * scale + offset) lands a hair below an exact integer
     # for some (lo, hi, x) and truncates one level lower: ~0.4% of table
@@ -120,18 +120,18 @@ def _rgb_images(h=32, w=32):
   return images
 
 
-@pytest.mark.parametrize('name', _PIXEL)
+@pytest.mark.parametrize("name", _PIXEL)
 def test_pixel_ops_match_pil(name):
   batch, out = _batch_against_pil(_rgb_images(), name)
-  if name not in ('identity', 'autocontrast', 'equalize'):
+  if name not in ("identity", "autocontrast", "equalize"):
     # The magnitude matters, image by image (not one value for the batch).
     assert not np.array_equal(out[-3], out[-1]), name
-  if name in ('autocontrast', 'equalize'):
+  if name in ("autocontrast", "equalize"):
     assert not np.array_equal(out[6:], batch[6:])  # Natural images change.
 
 
-@pytest.mark.parametrize('name', _GEOMETRIC)
-@pytest.mark.parametrize('shape', [(32, 32), (24, 40)])
+@pytest.mark.parametrize("name", _GEOMETRIC)
+@pytest.mark.parametrize("shape", [(32, 32), (24, 40)])
 def test_geometric_ops_match_pil(name, shape):
   # Shear samples x + 0.5 + v (y + 0.5); a v like 0.12 puts a whole row of
   # points exactly on pixel boundaries, where PIL's fixed point and float32
@@ -144,7 +144,7 @@ def test_geometric_ops_match_pil(name, shape):
 def test_fill_per_channel():
   images = _natural(2, 32, 32, 3, 5)
   fill = (0, 50, 255)
-  for name in ('rotate', 'translate_y'):
+  for name in ("rotate", "translate_y"):
     op = np.full(2, ra.OPS.index(name), np.int32)
     mags = np.float32([0.0, 0.9])
     out = np.asarray(_apply(images, op, mags, fill))
@@ -160,8 +160,8 @@ def test_grayscale_images_match_pil():
   out = np.asarray(_apply(images, np.arange(len(ra.OPS)), mags))
   for name, image, got in zip(ra.OPS, images, out):
     _check(got, _pil_op(image, name, 0.25), name, image)
-  np.testing.assert_array_equal(out[ra.OPS.index('color')],
-                                images[ra.OPS.index('color')])
+  np.testing.assert_array_equal(out[ra.OPS.index("color")],
+                                images[ra.OPS.index("color")])
 
 
 def _np_cutout(image, size, centre_y, centre_x, fill):

@@ -22,13 +22,13 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-OPS: tuple[str, ...] = ('identity', 'autocontrast', 'equalize', 'rotate',
-                        'solarize', 'color', 'posterize', 'contrast',
-                        'brightness', 'sharpness', 'shear_x', 'shear_y',
-                        'translate_x', 'translate_y')
+OPS: tuple[str, ...] = ("identity", "autocontrast", "equalize", "rotate",
+                        "solarize", "color", "posterize", "contrast",
+                        "brightness", "sharpness", "shear_x", "shear_y",
+                        "translate_x", "translate_y")
 _INDEX = {name: i for i, name in enumerate(OPS)}
-_BLENDS = ('color', 'contrast', 'brightness', 'sharpness')
-_LUTS = ('autocontrast', 'equalize', 'solarize', 'posterize')
+_BLENDS = ("color", "contrast", "brightness", "sharpness")
+_LUTS = ("autocontrast", "equalize", "solarize", "posterize")
 
 
 def _lerp(magnitude: jax.Array, lo: float, hi: float) -> jax.Array:
@@ -57,13 +57,13 @@ def _affine_matrices(op, magnitude, height: int, width: int) -> jax.Array:
   one, zero = jnp.ones_like(v), jnp.zeros_like(v)
   matrices = {
       # Image.rotate: counter-clockwise on screen, about the centre.
-      'rotate': (cos, -sin, cx - cos * cx + sin * cy,
+      "rotate": (cos, -sin, cx - cos * cx + sin * cy,
                  sin, cos, cy - sin * cx - cos * cy),
       # RandAugment's matrices, so shears are about the top-left corner.
-      'shear_x': (one, v, zero, zero, one, zero),
-      'shear_y': (one, zero, zero, v, one, zero),
-      'translate_x': (one, zero, v * width, zero, one, zero),
-      'translate_y': (one, zero, zero, zero, one, v * height),
+      "shear_x": (one, v, zero, zero, one, zero),
+      "shear_y": (one, zero, zero, v, one, zero),
+      "translate_x": (one, zero, v * width, zero, one, zero),
+      "translate_y": (one, zero, zero, zero, one, v * height),
   }
   out = jnp.stack((one, zero, zero, zero, one, zero), -1)
   for name, matrix in matrices.items():
