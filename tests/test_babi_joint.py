@@ -66,6 +66,10 @@ def test_hold_out_takes_the_same_count_of_every_task(release):
   np.testing.assert_array_equal(  # One task: the first 3 of the order.
       babi_qa.hold_out(single, 3, 0),
       np.sort(np.random.default_rng(0).permutation(12)[:3]))
+  # The authors' code per task: the end of each task's file.
+  np.testing.assert_array_equal(
+      babi_qa.hold_out(train_arrays, 3, 0, last=True),
+      [n for t in (1, 2) for n in np.flatnonzero(train_arrays["task"] == t)[-3:]])
 
 
 def test_per_task_accuracy_counts_each_task_alone():

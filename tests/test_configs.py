@@ -20,6 +20,7 @@ VARIANTS = [
     ("finetune", "mode=frozen_blocks,blocks=1"),
     ("cnn", ""), ("cnn", "imbalance"), ("cnn", "rebalance"),
     ("memnet", "model=memnet_keras,task=1"), ("memnet", "model=memn2n,task=1"),
+    ("memnet", "model=memn2n,task=1,size=1k"),
     ("memnet", "model=memn2n,task=1,paper"),
     ("memnet", "model=memn2n,task=1,paper,ls=epochs"),
     ("efficientnet_transfer", ""), ("efficientnet_transfer", "finetune"),

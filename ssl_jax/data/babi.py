@@ -1,10 +1,11 @@
 """bAbI v1.2 question answering (Weston et al., 2015): reader, vocab, arrays.
 
-Follows the Keras example `babi_memnn`: each question sees every story sentence
-before it, words and punctuation are tokens, the vocabulary is the sorted set of
-train + test words (answers included, a multi-word answer such as
-"apple,football" being one word) with id 0 for padding, and sequences are
-padded at the front as Keras's `pad_sequences` does.
+Each question sees every story sentence before it; the vocabulary is the
+sorted set of train + test words (answers included, a multi-word answer such
+as "apple,football" being one word) with id 0 for padding, and sequences are
+padded at the front as Keras's `pad_sequences` does. Tokens (`TOKENS`) follow
+the MemN2N authors' code (lower case, no punctuation) or the Keras example
+`babi_memnn` (case kept, '.' and '?' tokens).
 """
 import dataclasses
 import difflib
@@ -30,8 +31,17 @@ def default_babi_dir() -> str:
   return os.path.abspath(os.path.join("..", "shared", "data", "babi"))
 
 
-def tokenize(sentence: str) -> list[str]:
-  """'Mary moved to the bathroom.' -> ['Mary', ..., 'bathroom', '.']."""
+TOKENS = ("code", "keras")
+
+
+def tokenize(sentence: str, tokens: str = "keras") -> list[str]:
+  """'Mary moved to the bathroom.' -> ['Mary', ..., 'bathroom', '.'] (Keras
+  example) or, tokens='code' (MemN2N-babi-matlab: lower case, words split at
+  white space, a trailing '.' or '?' dropped), ['mary', ..., 'bathroom']."""
+  if tokens == "code":
+    return [w for w in (w.rstrip(".?") for w in sentence.lower().split()) if w]
+  if tokens != "keras":
+    raise ValueError(f"tokens must be one of {TOKENS}, got {tokens!r}.")
   return [t.strip() for t in re.split(r"(\W+)", sentence) if t.strip()]
 
 
@@ -48,11 +58,13 @@ def _lines(path):
       yield lineno, line.strip()
 
 
-def parse_babi(path) -> list[tuple[list[list[str]], list[str], str]]:
+def parse_babi(path, tokens: str = "keras"
+               ) -> list[tuple[list[list[str]], list[str], str]]:
   """Reads a bAbI file into (story sentences, question, answer) examples.
 
   The story of a question is every statement of its story before it (earlier
-  questions excluded); a story restarts where line IDs restart at 1.
+  questions excluded); a story restarts where line IDs restart at 1. Text is
+  split by `tokenize(..., tokens)`; tokens='code' lower-cases answers too.
 
   Raises:
     ValueError: on a malformed line or a byte that is not UTF-8, naming the
@@ -78,7 +90,7 @@ def parse_babi(path) -> list[tuple[list[list[str]], list[str], str]]:
     if "\t" not in text:
       if text.rstrip().endswith("?"):
         fail("question without a tab-separated answer")
-      story.append(tokenize(text))
+      story.append(tokenize(text, tokens))
       continue
     fields = [s.strip() for s in text.split("\t")]
     if len(fields) not in (2, 3) or not fields[0] or not fields[1]:
@@ -87,7 +99,8 @@ def parse_babi(path) -> list[tuple[list[list[str]], list[str], str]]:
       support = fields[2].split()
       if not all(s.isdecimal() and 1 <= int(s) < line_id for s in support):
         fail("supporting IDs must be integers of earlier lines of the story")
-    examples.append((list(story), tokenize(fields[0]), fields[1]))
+    answer = fields[1].lower() if tokens == "code" else fields[1]
+    examples.append((list(story), tokenize(fields[0], tokens), answer))
   # Caught here: an empty split would first fail in training or evaluation.
   if not examples:
     what = "is empty" if prev_id == 0 else "has no questions"
@@ -212,8 +225,14 @@ class Vocab:
       raise UnknownWordsError(unknown, self.words[1:])
     return [self.ids[t] for t in tokens]
 
+  def word(self, i) -> str:
+    """The word of id `i`; ids past the words are MemN2N's time words (answer
+    classes in the authors' code), '<time t>'."""
+    i = int(i)
+    return self.words[i] if i < len(self) else f"<time {i - len(self)}>"
+
   def decode(self, ids) -> list[str]:
-    return [self.words[int(i)] for i in ids]
+    return [self.word(i) for i in ids]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +245,7 @@ class BabiData:
   query_maxlen: int
   sentence_maxlen: int
   memory_size: int
+  tokens: str = "keras"  # How text was split (`tokenize`).
 
 
 def _flat(sentences) -> list:
@@ -255,7 +275,8 @@ def _arrays(stories, queries, data_sizes) -> dict[str, np.ndarray]:
 
 
 def load_babi(data_dir=None, task: int | Sequence[int] = 1,
-              size: str = "10k", memory_size: int | None = None) -> BabiData:
+              size: str = "10k", memory_size: int | None = None,
+              tokens: str = "keras") -> BabiData:
   """Loads a bAbI task as int32 arrays of word ids.
 
   Each split is a dict of
@@ -272,11 +293,12 @@ def load_babi(data_dir=None, task: int | Sequence[int] = 1,
       one padding for all of them, their questions concatenated in task
       order, and each split gets 'task': (N,) the task of each question.
     size: '10k' (en-10k/) or '1k' (en/).
-    memory_size: memories kept for MemN2N; default: the most sentences of any
-      story, at most 50.
+    memory_size: memories kept for MemN2N; default (the authors' code): the
+      most sentences of any training story, at most 50.
+    tokens: 'code' or 'keras', see `tokenize`.
   """
   tasks = [task] if isinstance(task, int) else list(task)
-  parsed = [[parse_babi(p) for p in find_task_files(
+  parsed = [[parse_babi(p, tokens) for p in find_task_files(
       data_dir or default_babi_dir(), t, size)] for t in tasks]
   train, test = ([e for files in parsed for e in files[i]] for i in (0, 1))
   examples = train + test
@@ -285,7 +307,7 @@ def load_babi(data_dir=None, task: int | Sequence[int] = 1,
   sizes = (max(len(_flat(s)) for s, _, _ in examples),
            max(len(q) for _, q, _ in examples),
            max((len(x) for s, _, _ in examples for x in s), default=1),
-           memory_size or min(max(len(s) for s, _, _ in examples), MAX_MEMORY))
+           memory_size or min(max(len(s) for s, _, _ in train), MAX_MEMORY))
 
   def split_arrays(split, i):
     arrays = _arrays([[vocab.encode(x) for x in s] for s, _, _ in split],
@@ -297,7 +319,7 @@ def load_babi(data_dir=None, task: int | Sequence[int] = 1,
     return arrays
 
   return BabiData(split_arrays(train, 0), split_arrays(test, 1), vocab,
-                  *sizes)
+                  *sizes, tokens)
 
 
 def _is_word(token: str) -> bool:
@@ -350,20 +372,22 @@ def encode_example(story_text: str, question: str,
                    data: BabiData) -> dict[str, np.ndarray]:
   """Encodes a typed story and question as a batch of one (no 'label').
 
-  Parsed by `parse_story` and `parse_question` and matched to the case of
-  `data.vocab` (`Vocab.match_case`), so typed text gets the ids the same
-  story has in a bAbI file. Over-long inputs are cut at the front like
-  `pad_sequences`.
+  Parsed by `parse_story` and `parse_question`, then split as `data` was
+  (`data.tokens`) and matched to the case of `data.vocab`
+  (`Vocab.match_case`), so typed text gets the ids the same story has in a
+  bAbI file. Over-long inputs are cut at the front like `pad_sequences`.
 
   Raises:
     UnknownWordsError: listing every word outside `data.vocab`.
     ValueError: for an empty story or question, or a '?' in the story.
   """
-  sentences = [data.vocab.match_case(s) for s in parse_story(story_text)]
+  split = lambda s: data.vocab.match_case(
+      tokenize(join_tokens(s), data.tokens))
+  sentences = [split(s) for s in parse_story(story_text)]
   if not sentences:
     raise ValueError("Empty story: a question needs at least one story "
                      "sentence before it.")
-  query = data.vocab.match_case(parse_question(question))
+  query = split(parse_question(question))
   # Encode everything at once so the error lists every unknown word.
   data.vocab.encode(_flat(sentences) + query)
   sizes = (data.story_maxlen, data.query_maxlen, data.sentence_maxlen,

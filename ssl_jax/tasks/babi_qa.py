@@ -38,14 +38,20 @@ def load(config) -> babi.BabiData:
     task = babi.available_tasks(data_dir, config.input.babi_size)
     if not task:  # Raises, saying where it looked.
       babi.find_task_files(data_dir, 1, config.input.babi_size)
+  # A config without `tokens` reads text as the Keras example does.
   return babi.load_babi(config.input.data_dir or None, task,
-                        config.input.babi_size, config.input.memory_size or None)
+                        config.input.babi_size, config.input.memory_size or None,
+                        config.input.get("tokens", "keras"))
 
 
-def hold_out(train: dict, val_size: int, seed: int) -> np.ndarray:
-  """Indices of `val_size` training questions of each task, drawn from
-  `seed` (a joint run holds out the same share of every task)."""
-  order = np.random.default_rng(seed).permutation(len(train["label"]))
+def hold_out(train: dict, val_size: int, seed: int,
+             last: bool = False) -> np.ndarray:
+  """Indices of `val_size` training questions of each task: the last ones of
+  its file (`last`, the authors' code) or drawn from `seed` (a joint run
+  holds out the same share of every task)."""
+  n = len(train["label"])
+  order = (np.arange(n)[::-1] if last
+           else np.random.default_rng(seed).permutation(n))
   tasks = train.get("task", np.zeros(len(order), np.int32))[order]
   return np.sort(np.concatenate(
       [order[tasks == t][:val_size] for t in np.unique(tasks)]))
@@ -74,8 +80,9 @@ def phase(config, epoch: int, history: list[dict]) -> Phase:
   LS ends on the validation loss ('val_loss', the paper's text) or after
   `linear_start_epochs` ('epochs'; the authors' MemN2N-babi-matlab code: 20
   epochs, 30 jointly). It runs at `linear_start_lr_scale` times the learning
-  rate (the paper's 0.005 for 0.01); afterwards the phase sets linear_start=False explicitly,
-  so each epoch record says which way it trained.
+  rate (the paper's 0.005 for 0.01; the code's 1: 0.005 throughout);
+  afterwards the phase sets linear_start=False explicitly, so each epoch
+  record says which way it trained.
   """
   if config.linear_start == "off":
     return Phase()
@@ -103,7 +110,9 @@ def setup(config, workdir, write: bool) -> Setup:
                      "on the test set).")
   data = load(config)
   pad = lambda a: input_pipeline.pad_eval(a, config.input.eval_batch_size)
-  val = hold_out(data.train, config.input.val_size, config.seed)
+  val = (hold_out(data.train, config.input.val_size, config.seed,
+                  config.input.val_split == "last")
+         if config.input.val_size else np.zeros(0, np.int64))
   train = np.setdiff1d(np.arange(len(data.train["label"])), val)
   splits = {"train": jax.tree.map(lambda a: a[train], data.train),
             "test": pad(data.test)}
@@ -137,8 +146,8 @@ def show_predictions(predict, data: babi.BabiData, n: int, path: pathlib.Path):
   lines = []
   for i in range(min(n, len(guesses))):
     story, question = describe(data.test, i, data.vocab)
-    truth, guess = (data.vocab.words[batch["label"][i]],
-                    data.vocab.words[guesses[i]])
+    truth, guess = (data.vocab.word(batch["label"][i]),
+                    data.vocab.word(guesses[i]))
     lines += [f"Story: {story}", f"Question: {question}",
               f"Prediction: {guess} | Truth: {truth} | "
               f"{'correct' if guess == truth else 'WRONG'}", ""]

@@ -87,7 +87,7 @@ def reply(answer_fn, data, model: str, story: str, question: str) -> str:
   x = babi.encode_example(story, question, data)
   sentences = [data.vocab.match_case(s) for s in babi.parse_story(story)]
   logits, out = answer_fn(x)
-  word = data.vocab.words[int(np.argmax(logits[0]))]
+  word = data.vocab.word(np.argmax(logits[0]))
   kept, limit = seen(model, sentences, data)
   weights = sentence_attention(model, np.asarray(out["attention"][0]), x,
                                kept)

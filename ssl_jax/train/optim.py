@@ -67,7 +67,8 @@ def fixmatch_cosine(c, total_steps, steps_per_epoch):
 
 
 def step(c, total_steps, steps_per_epoch):
-  """Times `decay_factor` every `decay_every_epochs` epochs."""
+  """Times `decay_factor` every `decay_every_epochs` epochs, counted from
+  epoch `decay_begin_epochs` (0 where the config has none)."""
   del total_steps
   every, factor = c.get("decay_every_epochs", 0), c.get("decay_factor", 0)
   if not (steps_per_epoch and every and factor):
@@ -78,7 +79,7 @@ def step(c, total_steps, steps_per_epoch):
                      f"{steps_per_epoch}.")
   return optax.exponential_decay(
       c.learning_rate, c.decay_every_epochs * steps_per_epoch, c.decay_factor,
-      staircase=True)
+      c.get("decay_begin_epochs", 0) * steps_per_epoch, staircase=True)
 
 
 def make_schedule(config, total_steps: int,
