@@ -66,7 +66,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.steps_per_epoch = 1024
     c.log_every_steps = 200
   elif not quick:
-    c.num_epochs = 10  # 10 x 400 steps: about an hour of a 2-core CPU.
+    c.num_epochs = 10  # 10 x 400 steps: ~35 minutes of a 2-core CPU.
     c.steps_per_epoch = 400
     c.log_every_steps = 50
   return c
