@@ -34,9 +34,9 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   # input.stream_threads (8 Grain readers), input.stream_prefetch (16
   # batches); 'step' schedule: optimizer.decay_every_epochs, decay_factor,
   # decay_begin_epochs (0: decays counted from the first epoch);
-  # 'momentum': optimizer.momentum (0.9, Nesterov); grad_clip_norm > 0:
-  # optimizer.clip_per_param (False: one global norm); patience > 0:
-  # early_stopping.metric ('val_accuracy').
+  # 'momentum': optimizer.momentum (0.9), optimizer.nesterov (True);
+  # grad_clip_norm > 0: optimizer.clip_per_param (False: one global norm);
+  # patience > 0: early_stopping.metric ('val_accuracy').
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"  # adam | adamw | sgd | momentum | rmsprop | adadelta.

@@ -34,7 +34,8 @@ from typing import Any
 # kind -> {short name: 'module[:attribute]'}.
 BUILTIN = {
     "pretext": {n: f"ssl_jax.pretext.{n}"
-                for n in ("rotation", "jigsaw", "exemplar", "fixmatch")},
+                for n in ("rotation", "jigsaw", "exemplar", "fixmatch", "simclr",
+                          "byol", "dino")},
     "model": {
         "core_cnn": "ssl_jax.models.core_cnn:CoreCNN",
         "efficientnet": "ssl_jax.models.efficientnet:EfficientNet",

@@ -140,7 +140,7 @@ def test_multihead_passes_dtype_to_backbone_and_heads():
   the layers' outputs, traced (jax.eval_shape) rather than compiled."""
   config = helpers.load_config("multitask", "quick")
   assert config.model.dtype == "float32"
-  task, heads = pretext_mix.make(config, MEAN, STD, 10)
+  task, heads = pretext_mix.make(config, MEAN, STD, 10, 1)
   data = {**_data(8), "labeled": np.ones(8, np.float32)}
   model = get_model("multihead", {"heads": heads}, dtype="bfloat16",
                     backbone_config=TINY, head_dropout_rate=0.0)

@@ -72,7 +72,7 @@ def test_pseudo_labels_come_from_each_images_unrotated_row():
   config.input.augment.update(crop_padding=0, flip=False)
   config.pretext.rotation.mode = "all"  # RotNet's: the class head reads it.
   from ssl_jax.tasks import pretext_mix  # pylint: disable=g-import-not-at-top
-  task, _ = pretext_mix.make(config, np.zeros(3), np.ones(3), 10)
+  task, _ = pretext_mix.make(config, np.zeros(3), np.ones(3), 10, 1)
   rng = np.random.default_rng(0)
   batch = {"image": rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8),
            "label": np.arange(6, dtype=np.int32),

@@ -41,7 +41,18 @@ def _task(names="rotation", class_weight=1.0, augment=True,
     if not exemplar_augment:  # Copies equal to their image: nothing drawn.
       config.pretext.exemplar.update(crop_padding=0, flip=False,
                                      color_jitter=0.0, grayscale_prob=0.0)
-  return pretext_mix.make(config, MEAN, STD, 10)
+  small = {"byol": {"hidden": 16, "dim": 8}, "simclr": {"head_hidden": (16,)},
+           "dino": {"hidden": 16, "bottleneck": 8, "prototypes": 12,
+                    "local_crops": 2, "local_size": 32}}
+  for name in set(small) & set(config.pretext):
+    config.pretext[name].update(small[name])
+    if not augment:  # Views equal to their image (resized): nothing drawn.
+      config.pretext[name].views.update(
+          scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, jitter_prob=0.0,
+          gray_prob=0.0, solarize_prob=(0.0,))
+      if name == "dino":
+        config.pretext.dino.local_scale = (1.0, 1.0)
+  return pretext_mix.make(config, MEAN, STD, 10, total_steps=4)
 
 
 def _data(batch=16, labeled=4):
@@ -61,7 +72,7 @@ def _state(task, heads, data, axis_name=None, dropout=True, norm="batch"):
   sample = task.inputs(task.expand(jax.tree.map(lambda a: a[:2], data), None,
                                    False), None, False)
   return step_lib.create_train_state(jax.random.key(1), model, optax.adam(3e-3),
-                                  sample)
+                                     sample, init_state=task.init_state)
 
 
 def _log_softmax(z):
@@ -183,7 +194,8 @@ def test_mixed_gradient_is_the_weighted_sum_of_single_pretext_gradients():
 
 
 @pytest.mark.parametrize("names", ["rotation", "jigsaw", "exemplar",
-                                   "fixmatch", "fixmatch+rotation"])
+                                   "fixmatch", "fixmatch+rotation", "simclr",
+                                   "byol", "dino"])
 def test_each_pretext_step_on_4_devices_equals_one_device(names):
   assert jax.device_count() == 4
   mesh = parallel.make_mesh()
@@ -201,10 +213,12 @@ def test_each_pretext_step_on_4_devices_equals_one_device(names):
   # jigsaw's was seen 1.7e-5 away on an AMD EPYC.
   helpers.assert_trees_close(got.params, ref.params, atol=5e-5)
   helpers.assert_trees_close(got.batch_stats, ref.batch_stats)
+  helpers.assert_trees_close(got.method_state, ref.method_state, atol=5e-5)
   helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
 
 
-@pytest.mark.parametrize("names", ["rotation", "exemplar", "fixmatch"])
+@pytest.mark.parametrize("names", ["rotation", "exemplar", "fixmatch",
+                                   "byol", "dino"])
 def test_pmap_step_equals_jit(names):
   """Per-device transforms, losses normalised by global counts (and
   exemplar's negatives gathered from every device) add up to the jit step.
@@ -225,4 +239,6 @@ def test_pmap_step_equals_jit(names):
       _state(task, heads, data, axis_name="data", dropout=False), data)
   # Sums in another order: one fixmatch weight in 512 was 2.1e-5 away.
   helpers.assert_trees_close(pmap_state.params, jit_state.params, atol=5e-5)
+  helpers.assert_trees_close(pmap_state.method_state, jit_state.method_state,
+                             atol=5e-5)
   helpers.assert_trees_close(pmap_metrics, jit_metrics, atol=1e-4)

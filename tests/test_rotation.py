@@ -111,7 +111,7 @@ def test_flips_happen_before_rotations():
   for mode in ("all", "random"):
     config.pretext.rotation.mode = mode
     task, _ = pretext_mix.make(config, np.zeros(3, np.float32),
-                               np.ones(3, np.float32), 10)
+                               np.ones(3, np.float32), 10, 1)
 
     @jax.jit
     def model_input(b, rng, task=task):

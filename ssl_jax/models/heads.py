@@ -23,6 +23,7 @@ class HeadSpec(NamedTuple):
   shares: the name of an earlier head whose layers this one applies to its
     own group (a method that reads the class head on its views); its
     `outputs` and `hidden` must be that head's.
+  module: a head of the task's own instead of the MLP (pretext.Head.module).
   """
   outputs: int
   groups: tuple[str, ...] = ("image",)
@@ -30,6 +31,7 @@ class HeadSpec(NamedTuple):
   concat: int = 1
   stop_gradient: bool = False
   shares: str | None = None
+  module: Any = None
 
 
 def pooled_output(x, intermediates: dict, num_classes: int,

@@ -5,7 +5,9 @@ declares the heads it needs (`heads.HeadSpec`) and this model builds them,
 so it knows nothing of pretext tasks. Its input is an image batch or a dict
 of named groups of images (the batch, its rotations, jigsaw tiles, ...);
 groups whose examples have the same shape go through the backbone in one
-pass, so they share BatchNorm statistics as one batch would. Parameters
+pass, so they share BatchNorm statistics as one batch would; groups
+'g/1', 'g/2', ... are more rows of group g at other sizes (multi-crop), and
+a head that reads g reads them too, after g's rows. Parameters
 live under `backbone` and `<head>_head`, so a fine-tuning run can take the
 `backbone` subtree of a pretraining checkpoint and put fresh heads on it.
 """
@@ -64,18 +66,28 @@ class MultiHead(nn.Module):
     out, layers = {}, {}
     for name, spec in (self.heads or {}).items():
       spec = heads_lib.HeadSpec(*spec)
-      layers[name] = (layers[spec.shares] if spec.shares else
-                      heads_lib.MLPHead(spec.outputs, tuple(spec.hidden),
-                                        self.head_dropout_rate, self.dtype,
-                                        name=f"{name}_head"))
+      if spec.shares:
+        layers[name] = layers[spec.shares]
+      elif spec.module is not None:
+        layers[name] = spec.module(dtype=self.dtype, axis_name=self.axis_name,
+                                   name=f"{name}_head")
+      else:
+        layers[name] = heads_lib.MLPHead(
+            spec.outputs, tuple(spec.hidden), self.head_dropout_rate,
+            self.dtype, name=f"{name}_head")
       group = next((g for g in spec.groups if g in dropped), None)
       if group is None:
         continue
-      f = dropped[group]
+      # Group 'g/1', 'g/2', ...: more rows of g at other image sizes.
+      parts = [group] + sorted((g for g in dropped
+                                if g.startswith(group + "/")),
+                               key=lambda g: int(g.rsplit("/", 1)[1]))
+      f = jnp.concatenate([dropped[g] for g in parts])
       f = f.reshape(f.shape[0] // spec.concat, spec.concat * f.shape[-1])
       if spec.stop_gradient:
         f = jax.lax.stop_gradient(f)
-      out[name] = layers[name](f, train)
+      out[name] = jax.tree.map(lambda y: y.astype(jnp.float32),
+                               layers[name](f, train))
     return out, features
 
 

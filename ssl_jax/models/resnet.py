@@ -2,8 +2,8 @@
 hours on a 2-core CPU.
 
 Stem conv, then stages of basic residual blocks (two 3x3 convs, He et al.
-2016), each stage halving the resolution. Every stage downsamples (the
-first one too, unlike CIFAR ResNet-20) so the default costs ~13 M
+2016), each stage halving the resolution. By default every stage
+downsamples (the first one too, unlike CIFAR ResNet-20) so the default costs ~13 M
 multiply-adds per image, ~5x the seeds' core CNN, with ~0.3 M parameters.
 Module names (`conv0`/`norm0` stem, `stage{i}_{j}` blocks) let a fine-tuning
 regex freeze the first stages.
@@ -48,6 +48,9 @@ class ResNet(norms.NormedModel):
   features: Sequence[int] = (32, 64, 128)  # Channels of each stage.
   stage_sizes: Sequence[int] = (1, 1, 1)  # Residual blocks per stage.
   dropout_rate: float = 0.0  # Before the head.
+  # Stride of the first stage; 1 with 64-channel stages (2, 2, 2, 2) is the
+  # CIFAR ResNet-18 of solo-learn and lightly.
+  first_stride: int = 2
 
   @staticmethod
   def block_pattern(blocks: int) -> str:
@@ -63,7 +66,8 @@ class ResNet(norms.NormedModel):
     out = {"stem": x}
     for i, (f, n) in enumerate(zip(self.features, self.stage_sizes)):
       for j in range(n):
-        x = BasicBlock(f, 2 if j == 0 else 1, norm, self.conv_lowering,
+        stride = (self.first_stride if i == 0 else 2) if j == 0 else 1
+        x = BasicBlock(f, stride, norm, self.conv_lowering,
                        dtype, name=f"stage{i + 1}_{j}")(x)
       out[f"block{i + 1}"] = x
     return heads.pooled_output(x, out, self.num_classes, self.dropout_rate,

@@ -33,11 +33,17 @@ class Task(NamedTuple):
   loss: Callable[..., Any]
   expand: Callable[..., Any] | None = None
   # State the task's methods keep across steps (an EMA teacher): its start
-  # from the model's {'params', 'batch_stats'}, and its next value from the
-  # variables after each optimizer step. With it, `loss` takes the state as
-  # a fourth argument. It is saved and restored with the run.
+  # from the model's {'params', 'batch_stats'}, and its next value
+  # update_state(state, variables, step=, teacher=, axis_name=) from the
+  # variables after optimizer step `step` (1 for the first) and `teacher`'s
+  # outputs of that step. With it, `loss` takes the state as a fourth
+  # argument. It is saved and restored with the run.
   init_state: Callable[[dict], Any] | None = None
-  update_state: Callable[[Any, dict], Any] | None = None
+  update_state: Callable[..., Any] | None = None
+  # teacher(apply_fn, state, inputs, rng, train) -> outputs: teacher networks
+  # kept in the state, run on the model inputs without gradient; the step
+  # puts their outputs in the batch as 'teacher' before `loss` reads it.
+  teacher: Callable[..., Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +62,14 @@ class Setup(NamedTuple):
   phase: Callable[[int, list[dict]], Phase] | None = None
   streams: tuple[tuple[int, int], ...] | None = None
   monitor: Callable[[dict], dict] | None = None
+
+
+def schedule_length(config, streams) -> tuple[int, int]:
+  """(steps per epoch, total steps): `config.steps_per_epoch`, else one pass
+  over the largest stream of ((examples, batch size), ...)."""
+  per_epoch = config.steps_per_epoch or max(
+      max(n // b for n, b in streams if b), 1)
+  return per_epoch, per_epoch * config.num_epochs
 
 
 def setup(config, workdir, write: bool) -> Setup:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssl_jax import losses
+from ssl_jax import tasks
 from ssl_jax.data import augment
 from ssl_jax.data import input_pipeline
 from ssl_jax.data import rows
@@ -53,7 +54,9 @@ def expand(batch, rng, train, *, pretexts, class_from, crop_padding=0,
     key = jax.random.fold_in(rng, seed) if train else None
     v = p.module.transform(p.cfg, raw if p.spec.raw_images else images, key,
                            train)
-    groups[name] = v.images
+    parts = v.images if isinstance(v.images, tuple) else (v.images,)
+    groups.update({name if i == 0 else f"{name}/{i}": x
+                   for i, x in enumerate(parts)})
     views[name] = v._replace(images=None)
     masks[name] = valid[v.source]
   out = {"groups": groups, "views": views, "view_masks": masks,
@@ -89,13 +92,15 @@ def loss(outputs, batch, axis_name=None, method_state=None, *, class_weight,
   for name, p in pretexts.items():
     kwargs = ({"state": method_state[name]}
               if hasattr(p.module, "init_state") else {})
+    if hasattr(p.module, "teacher"):
+      kwargs["teacher_outputs"] = batch["teacher"][name]
     if p.spec.reads_class_head:
       kwargs.update(
           class_logits=jax.lax.stop_gradient(
               logits["class"][batch["image_rows"]].astype(jnp.float32)),
           labeled=batch["labeled"], labels=batch["image_label"])
     pretext_loss, m = p.module.loss(
-        p.cfg, logits[name].astype(jnp.float32), batch["views"][name],
+        p.cfg, logits[name], batch["views"][name],
         batch["view_masks"][name], axis_name, **kwargs)
     total = total + p.cfg.weight * pretext_loss
     metrics.update({f"{name}_{k}": v for k, v in m.items()})
@@ -105,8 +110,9 @@ def loss(outputs, batch, axis_name=None, method_state=None, *, class_weight,
   return total, metrics
 
 
-def make(config, mean, std, num_classes) -> tuple[Task, dict]:
-  """The task, and the heads it declares."""
+def make(config, mean, std, num_classes, total_steps) -> tuple[Task, dict]:
+  """The task, and the heads it declares; `total_steps` paces the methods'
+  state (Update.progress)."""
   pretexts = mix.pretexts_of(config)
   class_from = mix.class_group(pretexts)
   # Crops and flips happen once in `expand`, before the pretext transforms
@@ -122,9 +128,12 @@ def make(config, mean, std, num_classes) -> tuple[Task, dict]:
                                class_from=class_from,
                                crop_padding=aug.crop_padding, flip=aug.flip),
       **({"init_state": functools.partial(mix.init_state, pretexts=pretexts),
-          "update_state": functools.partial(mix.update_state,
-                                            pretexts=pretexts)}
-         if mix.stateful(pretexts) else {}))
+          "update_state": functools.partial(
+              mix.update_state, total_steps=total_steps, pretexts=pretexts)}
+         if mix.stateful(pretexts) else {}),
+      **({"teacher": functools.partial(mix.teacher_outputs,
+                                       pretexts=pretexts)}
+         if mix.teachers(pretexts) else {}))
   return task, mix.heads(config, pretexts, num_classes)
 
 
@@ -155,7 +164,8 @@ def setup(config, workdir, write: bool) -> Setup:
       [np.ones(len(labeled["label"]), np.float32), pool_labeled])
   streams = ((len(labeled["label"]), config.input.batch_size),
              (len(pool["label"]), config.input.unlabeled_batch_size))
-  task, declared = make(config, info.mean, info.std, info.num_classes)
+  task, declared = make(config, info.mean, info.std, info.num_classes,
+                        tasks.schedule_length(config, streams)[1])
   # Per-class reports score the class head on the plain test images.
   plain = classification.make(config, info.mean, info.std)
   report = classification.class_reports(plain, data, info.class_names,

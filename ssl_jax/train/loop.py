@@ -157,9 +157,7 @@ def build(config, workdir: str) -> tuple[Run, step_lib.TrainState]:
                           else "input.batch_size + unlabeled_batch_size")
   runner.check_batch_size(config.input.eval_batch_size,
                           "input.eval_batch_size")
-  steps_per_epoch = config.steps_per_epoch or max(
-      max(n // b for n, b in streams if b), 1)
-  total_steps = steps_per_epoch * config.num_epochs
+  steps_per_epoch, total_steps = tasks.schedule_length(config, streams)
   tx_for = lambda scale: optim.make_optimizer(
       config.optimizer, total_steps, steps_per_epoch, scale)
   tx = tx_for(1.0)

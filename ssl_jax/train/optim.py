@@ -28,8 +28,10 @@ def sgd(lr, c):
 
 
 def momentum(lr, c):
-  """Nesterov momentum `c.momentum` (0.9 where the config has none)."""
-  return optax.sgd(lr, momentum=c.get("momentum", 0.9), nesterov=True)
+  """SGD with momentum `c.momentum` (0.9 where the config has none),
+  Nesterov's unless `c.nesterov` is False."""
+  return optax.sgd(lr, momentum=c.get("momentum", 0.9),
+                   nesterov=c.get("nesterov", True))
 
 
 def rmsprop(lr, c):

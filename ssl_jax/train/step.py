@@ -48,14 +48,23 @@ def _loss(task, outputs, batch, axis_name, method_state):
   return task.loss(outputs, batch, axis_name, method_state)
 
 
+def _with_teacher(task, state, batch, x, train, rng=None):
+  """`batch` with the task's teacher outputs on inputs `x` as 'teacher'."""
+  if task.teacher is None:
+    return batch
+  return {**batch, "teacher": jax.lax.stop_gradient(task.teacher(
+      state.apply_fn, state.method_state, x, rng, train))}
+
+
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
                axis_name: str | None = None, ema_decay: float = 0.0):
   """One optimizer step on `batch`; returns (new state, metric sums).
 
   With `state.ema`, it moves to ema_decay * ema + (1 - ema_decay) * the new
   parameters and BatchNorm statistics; with `state.method_state`, the
-  task's `update_state(method_state, new variables)` gives its next value
-  (no gradient flows into it).
+  task's `update_state` gives its next value from the new variables (no
+  gradient flows into it). A task's `teacher` networks run first, on the
+  same inputs, and their outputs join the batch as 'teacher'.
 
   The step's randomness is `rng` folded with the step number (and the device
   under pmap), so it needs no host-side RNG bookkeeping and resumes exactly.
@@ -67,6 +76,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
   if task.expand is not None:
     batch = task.expand(batch, jax.random.fold_in(input_rng, 1), train=True)
   x = task.inputs(batch, input_rng, train=True)
+  batch = _with_teacher(task, state, batch, x, train=True,
+                        rng=jax.random.fold_in(dropout_rng, 1))
 
   def loss_fn(params):
     outputs, updates = state.apply_fn(
@@ -88,7 +99,9 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, task,
   if state.method_state is not None:
     state = state.replace(method_state=jax.lax.stop_gradient(
         task.update_state(state.method_state, {
-            "params": state.params, "batch_stats": state.batch_stats})))
+            "params": state.params, "batch_stats": state.batch_stats},
+                          step=state.step, teacher=batch.get("teacher", {}),
+                          axis_name=axis_name)))
   return state, metrics
 
 
@@ -98,6 +111,7 @@ def eval_step(state: TrainState, batch: dict, *, task,
   if task.expand is not None:
     batch = task.expand(batch, None, train=False)
   x = task.inputs(batch, None, train=False)
+  batch = _with_teacher(task, state, batch, x, train=False)
   outputs = state.apply_fn({"params": state.params,
                             "batch_stats": state.batch_stats}, x, train=False)
   _, metrics = _loss(task, outputs, batch, axis_name, state.method_state)

@@ -41,11 +41,11 @@ def init_state(cfg, variables):
   return {"teacher": variables["params"]["backbone"]}
 
 
-def update_state(cfg, state, variables):
+def update_state(cfg, state, update):
   m = cfg.momentum
   return {"teacher": jax.tree.map(lambda t, w: m * t + (1 - m) * w,
                                   state["teacher"],
-                                  variables["params"]["backbone"])}
+                                  update.variables["params"]["backbone"])}
 
 
 def loss(cfg, outputs, views, mask, axis_name=None, *, state):
