@@ -44,7 +44,8 @@ def data_dir(tmp_path_factory):
 # leaves no worker alone with one at the end.
 _SLOW_FIRST = ("test_experiments.py", "test_configs.py", "test_distributed.py",
                "test_plugins.py", "test_efficientnet_transfer.py",
-               "test_faults.py", "test_pretext_mix.py")
+               "test_faults.py", "test_pretext_mix.py",
+               "test_self_distillation.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -8,14 +8,17 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
+import optax
 import pytest
 
+from ssl_jax import models
 from ssl_jax import pretext
 from ssl_jax.pretext import byol
 from ssl_jax.pretext import dino
+from ssl_jax.tasks import pretext_mix
 from ssl_jax.train import loop
+from ssl_jax.train import step as step_lib
 
 import helpers
 
@@ -155,30 +158,36 @@ def test_byol_teacher_is_the_cosine_moving_average(data_dir, tmp_path):
   assert set(state["params"]) == {"backbone", "class_head", "byol_head"}
 
 
+SMALL = {"byol": {"hidden": 16, "dim": 8},
+         "dino": {"hidden": 16, "bottleneck": 8, "prototypes": 12,
+                  "local_crops": 2, "local_size": 32}}
+
+
 @pytest.mark.parametrize("name", ["byol", "dino"])
-def test_the_teacher_gets_no_gradient(name, data_dir, tmp_path):
+def test_the_teacher_gets_no_gradient(name):
   """The task's loss, with the teacher pass inside it, has zero gradient
   with respect to the teacher, though it depends on the teacher."""
-  config = _byol_config(data_dir)
-  config.pretext = ml_collections.ConfigDict(
-      {name: {**byol.get_config().to_dict(), "name": "byol"}
-       if name == "byol" else {**dino.get_config().to_dict(), "name": "dino",
-                               "hidden": 16, "bottleneck": 8,
-                               "prototypes": 12, "local_crops": 2,
-                               "local_size": 8}})
-  if name == "byol":
-    config.pretext.byol.update(hidden=16, dim=8)
-  run, state = loop.build(config, tmp_path)
-  task = run.setup.task
-  batch = jax.tree.map(lambda a: a[:8], run.setup.data["train"])
-  batch = task.expand(batch, jax.random.key(3), train=True)
-  x = task.inputs(batch, jax.random.key(4), train=True)
+  config = helpers.load_config("multitask", f"quick,pretext={name}")
+  config.pretext[name].update(SMALL[name])
+  task, heads = pretext_mix.make(config, np.zeros(3), np.ones(3), 10, 4)
+  model = models.get_model("multihead", {"heads": heads}, backbone_config={
+      "features": (8, 16, 16), "dense": 32})
+  rng = np.random.default_rng(0)
+  data = {"image": rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
+          "label": np.arange(8, dtype=np.int32) % 10}
+  batch, x = jax.jit(lambda d: (lambda b: (b, task.inputs(
+      b, jax.random.key(4), True)))(task.expand(d, jax.random.key(3), True)))(
+          data)
+  state = step_lib.create_train_state(
+      jax.random.key(1), model, optax.sgd(0.1), x, init_state=task.init_state)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
 
+  @jax.jit
   def loss(method_state):
     teacher = task.teacher(state.apply_fn, method_state, x, jax.random.key(5),
                            True)
     outputs, _ = state.apply_fn(variables, x, train=True,
+                                rngs={"dropout": jax.random.key(6)},
                                 mutable=["batch_stats"])
     return task.loss(outputs, {**batch, "teacher": teacher}, None,
                      method_state)[0]
@@ -189,24 +198,36 @@ def test_the_teacher_gets_no_gradient(name, data_dir, tmp_path):
   assert abs(float(loss(moved)) - float(loss(state.method_state))) > 1e-4
 
 
+DINO_CONFIG = ("configs/multitask.py:quick,pretext=dino,"
+               "backbone=lab_plugins.tiny_net")
+
+
+def _dino_overrides(data_dir, **more):
+  """DINO with multi-crop (2 local views at 8 of 16 pixels) on the blobs."""
+  return {**{k: v for k, v in PLUGIN_RUN.items()
+             if not k.startswith("pretext.byol")},
+          "input.data_dir": str(data_dir), "pretext.dino.hidden": 16,
+          "pretext.dino.bottleneck": 8, "pretext.dino.prototypes": 12,
+          "pretext.dino.local_crops": 2, "pretext.dino.local_size": 8,
+          **more}
+
+
+def _env(devices=1):
+  """tests/ on PYTHONPATH, for the lab plug-ins."""
+  return {**helpers.cpu_devices(devices),
+          "PYTHONPATH": str(helpers.ROOT / "tests")}
+
+
 def test_dino_killed_and_resumed_equals_uninterrupted(data_dir, tmp_path):
   """SIGKILL mid-run, then the same command: the end state (parameters,
   teacher, centre) and records equal a run that was never stopped."""
-  overrides = {**{k: v for k, v in PLUGIN_RUN.items()
-                  if not k.startswith("pretext.byol")},
-               "input.data_dir": str(data_dir), "num_epochs": 3,
-               "pretext.dino.hidden": 16, "pretext.dino.bottleneck": 8,
-               "pretext.dino.prototypes": 12, "pretext.dino.local_crops": 2,
-               "pretext.dino.local_size": 8}
-  command = lambda w: helpers.main_command(
-      w, overrides, "configs/multitask.py:quick,pretext=dino,"
-      "backbone=lab_plugins.tiny_net")
-  env = {**helpers.cpu_devices(1), "PYTHONPATH": str(helpers.ROOT / "tests")}
+  overrides = _dino_overrides(data_dir, num_epochs=3)
+  command = lambda w: helpers.main_command(w, overrides, DINO_CONFIG)
   straight = tmp_path / "straight"
-  subprocess.run(command(straight), cwd=helpers.ROOT, env=env, check=True,
+  subprocess.run(command(straight), cwd=helpers.ROOT, env=_env(), check=True,
                  capture_output=True, timeout=300)
   cut = tmp_path / "cut"
-  proc = subprocess.Popen(command(cut), cwd=helpers.ROOT, env=env,
+  proc = subprocess.Popen(command(cut), cwd=helpers.ROOT, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while proc.poll() is None and time.time() < deadline:
@@ -217,7 +238,7 @@ def test_dino_killed_and_resumed_equals_uninterrupted(data_dir, tmp_path):
       break
     time.sleep(0.02)
   assert proc.wait(timeout=60) == -signal.SIGKILL
-  subprocess.run(command(cut), cwd=helpers.ROOT, env=env, check=True,
+  subprocess.run(command(cut), cwd=helpers.ROOT, env=_env(), check=True,
                  capture_output=True, timeout=300)
   a = helpers.read_checkpoint(straight)["state"]
   b = helpers.read_checkpoint(cut)["state"]
@@ -228,11 +249,28 @@ def test_dino_killed_and_resumed_equals_uninterrupted(data_dir, tmp_path):
   assert np.abs(a["method_state"]["dino"]["center"]).max() > 0
 
 
+def test_dino_on_two_hosts_equals_one_process(data_dir, tmp_path):
+  """Two jax.distributed processes (loopback, one device each, streaming
+  their halves of each batch) end where one process with two devices does:
+  parameters, teacher and centre."""
+  overrides = _dino_overrides(data_dir, num_epochs=1)
+  single = tmp_path / "single"
+  subprocess.run(helpers.main_command(single, overrides, DINO_CONFIG),
+                 cwd=helpers.ROOT, env=_env(2), check=True,
+                 capture_output=True, timeout=300)
+  helpers.finish_processes(helpers.start_processes(
+      tmp_path / "multi", {**overrides, "input.pipeline": "stream"},
+      DINO_CONFIG, env=_env()))
+  a = helpers.read_checkpoint(single)["state"]
+  b = helpers.read_checkpoint(tmp_path / "multi")["state"]
+  helpers.assert_trees_close(b["params"], a["params"])
+  helpers.assert_trees_close(b["method_state"], a["method_state"])
+
+
 def test_the_lightly_config_builds_the_cifar_resnet18():
   """11,168,832 parameters: torchvision's resnet18 (11,689,512) less its
   1000-class layer (513,000) and 7x7 stem (9,408), plus a 3x3 stem (1,728);
   a 32x32 image leaves a 4x4x512 map, pooled to 512 features."""
-  from ssl_jax import models  # pylint: disable=g-import-not-at-top
   config = helpers.load_config("pretrain", "pretext=byol,lightly")
   net = models.get_model(config.model.backbone, None, num_classes=0,
                          **config.model.backbone_config)

@@ -24,6 +24,7 @@ from ssl_jax import losses
 from ssl_jax import pretext
 from ssl_jax.data import view_augment
 from ssl_jax.models import projection
+from ssl_jax.pretext import exemplar
 from ssl_jax.pretext import momentum
 
 
@@ -84,17 +85,12 @@ def teacher(cfg, state):
   return state["teacher"]
 
 
-def unit(x: jax.Array) -> jax.Array:
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True),
-                                       1e-12))
-
-
 def loss(cfg, outputs, views, mask, axis_name=None, *, state,
          teacher_outputs):
   """The symmetric loss, normalised by the global count of valid images."""
   del cfg, views, state
-  q = unit(outputs["prediction"])
-  z = unit(teacher_outputs["projection"])
+  q = exemplar.unit(outputs["prediction"])
+  z = exemplar.unit(teacher_outputs["projection"])
   b = q.shape[0] // 2
   other = jnp.roll(z, b, axis=0)  # Row r's teacher target: the other view.
   per_row = 2.0 - 2.0 * jnp.sum(q * other, -1)
@@ -109,7 +105,7 @@ def loss(cfg, outputs, views, mask, axis_name=None, *, state,
 def spread(z, mask, axis_name=None) -> jax.Array:
   """[sum, count] of std(unit z) * sqrt(dim) over the valid rows (all
   devices): the collapse monitor of solo-learn and SimSiam."""
-  u = unit(z) * mask[:, None]
+  u = exemplar.unit(z) * mask[:, None]
   n = jnp.maximum(losses.global_sum(jnp.sum(mask), axis_name), 1.0)
   mean = losses.global_sum(jnp.sum(u, 0), axis_name) / n
   var = losses.global_sum(jnp.sum((u - mean) ** 2 * mask[:, None], 0),

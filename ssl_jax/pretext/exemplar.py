@@ -132,7 +132,7 @@ def loss(cfg, outputs, views, mask, axis_name=None):
   mask = mask > 0
   # Zeroing padding rows first keeps garbage there (even NaN) out of the
   # similarities and their gradients.
-  z = _unit(jnp.where(mask[:, None], outputs.astype(jnp.float32), 0.0))
+  z = unit(jnp.where(mask[:, None], outputs.astype(jnp.float32), 0.0))
   n = z.shape[0]
   start = 0 if axis_name is None else jax.lax.axis_index(axis_name) * n
   # Targets are local image indices: shifting them by the device's first row
@@ -167,7 +167,7 @@ def loss(cfg, outputs, views, mask, axis_name=None):
                  "accuracy": jnp.stack([correct, count])}
 
 
-def _unit(x: jax.Array) -> jax.Array:
+def unit(x: jax.Array) -> jax.Array:
   """Rows scaled to unit L2 norm; zero rows stay zero."""
   norm2 = jnp.sum(x * x, axis=-1, keepdims=True)
   return x * jax.lax.rsqrt(jnp.maximum(norm2, 1e-12))
