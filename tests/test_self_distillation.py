@@ -209,7 +209,7 @@ def _dino_overrides(data_dir, **more):
           "input.data_dir": str(data_dir), "pretext.dino.hidden": 16,
           "pretext.dino.bottleneck": 8, "pretext.dino.prototypes": 12,
           "pretext.dino.local_crops": 2, "pretext.dino.local_size": 8,
-          **more}
+          "num_epochs": 3, **more}
 
 
 def _env(devices=1):
@@ -218,51 +218,55 @@ def _env(devices=1):
           "PYTHONPATH": str(helpers.ROOT / "tests")}
 
 
-def test_dino_killed_and_resumed_equals_uninterrupted(data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def dino_straight(data_dir, tmp_path_factory):
+  """An uninterrupted DINO run in one process with two devices."""
+  workdir = tmp_path_factory.mktemp("dino_straight")
+  subprocess.run(helpers.main_command(workdir, _dino_overrides(data_dir),
+                                      DINO_CONFIG),
+                 cwd=helpers.ROOT, env=_env(2), check=True,
+                 capture_output=True, timeout=300)
+  return workdir
+
+
+def test_dino_killed_and_resumed_equals_uninterrupted(data_dir, dino_straight,
+                                                      tmp_path):
   """SIGKILL mid-run, then the same command: the end state (parameters,
   teacher, centre) and records equal a run that was never stopped."""
-  overrides = _dino_overrides(data_dir, num_epochs=3)
-  command = lambda w: helpers.main_command(w, overrides, DINO_CONFIG)
-  straight = tmp_path / "straight"
-  subprocess.run(command(straight), cwd=helpers.ROOT, env=_env(), check=True,
-                 capture_output=True, timeout=300)
-  cut = tmp_path / "cut"
-  proc = subprocess.Popen(command(cut), cwd=helpers.ROOT, env=_env(),
+  command = helpers.main_command(tmp_path, _dino_overrides(data_dir),
+                                 DINO_CONFIG)
+  proc = subprocess.Popen(command, cwd=helpers.ROOT, env=_env(2),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while proc.poll() is None and time.time() < deadline:
-    ckpts = cut / "checkpoints"
+    ckpts = tmp_path / "checkpoints"
     if ckpts.exists() and any(p.name.isdigit() and int(p.name) >= 2
                               for p in ckpts.iterdir()):
       proc.send_signal(signal.SIGKILL)
       break
     time.sleep(0.02)
   assert proc.wait(timeout=60) == -signal.SIGKILL
-  subprocess.run(command(cut), cwd=helpers.ROOT, env=_env(), check=True,
+  subprocess.run(command, cwd=helpers.ROOT, env=_env(2), check=True,
                  capture_output=True, timeout=300)
-  a = helpers.read_checkpoint(straight)["state"]
-  b = helpers.read_checkpoint(cut)["state"]
+  a = helpers.read_checkpoint(dino_straight)["state"]
+  b = helpers.read_checkpoint(tmp_path)["state"]
   assert int(a["step"]) == int(b["step"]) == 6
   jax.tree.map(np.testing.assert_array_equal, a, b)
-  assert ([helpers.untimed(r) for r in helpers.read_records(straight)] ==
-          [helpers.untimed(r) for r in helpers.read_records(cut)])
+  assert ([helpers.untimed(r) for r in helpers.read_records(dino_straight)] ==
+          [helpers.untimed(r) for r in helpers.read_records(tmp_path)])
   assert np.abs(a["method_state"]["dino"]["center"]).max() > 0
 
 
-def test_dino_on_two_hosts_equals_one_process(data_dir, tmp_path):
+def test_dino_on_two_hosts_equals_one_process(data_dir, dino_straight,
+                                              tmp_path):
   """Two jax.distributed processes (loopback, one device each, streaming
   their halves of each batch) end where one process with two devices does:
   parameters, teacher and centre."""
-  overrides = _dino_overrides(data_dir, num_epochs=1)
-  single = tmp_path / "single"
-  subprocess.run(helpers.main_command(single, overrides, DINO_CONFIG),
-                 cwd=helpers.ROOT, env=_env(2), check=True,
-                 capture_output=True, timeout=300)
   helpers.finish_processes(helpers.start_processes(
-      tmp_path / "multi", {**overrides, "input.pipeline": "stream"},
+      tmp_path, {**_dino_overrides(data_dir), "input.pipeline": "stream"},
       DINO_CONFIG, env=_env()))
-  a = helpers.read_checkpoint(single)["state"]
-  b = helpers.read_checkpoint(tmp_path / "multi")["state"]
+  a = helpers.read_checkpoint(dino_straight)["state"]
+  b = helpers.read_checkpoint(tmp_path)["state"]
   helpers.assert_trees_close(b["params"], a["params"])
   helpers.assert_trees_close(b["method_state"], a["method_state"])
 
