@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ssl_jax import pretext
+from ssl_jax.data import view_augment
 from ssl_jax.pretext import exemplar
 
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -121,11 +122,11 @@ def _np_blend(a, b, factor):
 def test_colour_ops_match_numpy():
   images = _images(4).astype(np.float64)
   np.testing.assert_allclose(
-      exemplar.grayscale(images.astype(np.float32)),
+      view_augment.grayscale(images.astype(np.float32)),
       np.repeat((images @ _LUMA)[..., None], 3, -1), atol=1e-3)
   factors = np.array([[0.6, 1.0, 1.4, 0.9], [1.3, 0.7, 1.0, 0.0],
                       [0.5, 1.5, 1.2, 1.0]])
-  got = jax.jit(exemplar.adjust_colors)(images.astype(np.float32), *factors)
+  got = jax.jit(view_augment.adjust_colors)(images.astype(np.float32), *factors)
   for i, (b, c, s) in enumerate(factors.T):
     x = _np_blend(images[i], 0.0, b)  # torchvision's adjust_brightness.
     x = _np_blend(x, (x @ _LUMA).mean(), c)  # adjust_contrast.

@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssl_jax.data import augment
-from ssl_jax.pretext import exemplar
 
+# ITU-R 601 luma weights (PIL's convert("L"), torchvision's rgb_to_grayscale).
+LUMA = (0.299, 0.587, 0.114)
 _HIGHEST = jax.lax.Precision.HIGHEST
 # torchvision's RandomResizedCrop tries this many boxes before falling back.
 _ATTEMPTS = 10
@@ -44,6 +45,30 @@ def _maybe(rng: jax.Array, prob: float, images: jax.Array, fn) -> jax.Array:
     return fn(images)
   hit = jax.random.bernoulli(rng, prob, images.shape[:1])
   return jnp.where(_per_image(hit), fn(images), images)
+
+
+def grayscale(images: jax.Array) -> jax.Array:
+  """Each pixel's luma in all its channels (RGB weights LUMA; else the mean)."""
+  c = images.shape[-1]
+  weights = jnp.asarray(LUMA if c == 3 else (1.0 / c,) * c, jnp.float32)
+  luma = jnp.sum(images * weights, axis=-1, keepdims=True)
+  return jnp.broadcast_to(luma, images.shape)
+
+
+def adjust_colors(images, brightness, contrast, saturation) -> jax.Array:
+  """Per-image brightness, contrast, saturation factors, as ColorJitter's.
+
+  Float (N, H, W, C) on the 0-255 scale, (N,) factors; 1 leaves an image as
+  it is. Brightness scales the values, contrast blends with the image's
+  mean luma, saturation with each pixel's luma; each step clips to
+  [0, 255], as torchvision's functional ops do.
+  """
+  per_image = lambda f: f[:, None, None, None]
+  x = jnp.clip(images * per_image(brightness), 0, 255)
+  mean = jnp.mean(grayscale(x), axis=(1, 2, 3), keepdims=True)
+  x = jnp.clip(mean + (x - mean) * per_image(contrast), 0, 255)
+  luma = grayscale(x)
+  return jnp.clip(luma + (x - luma) * per_image(saturation), 0, 255)
 
 
 def _separable(images: jax.Array, rows: jax.Array,
@@ -184,7 +209,7 @@ def jitter(images: jax.Array, factors: jax.Array,
   def round_(r, x):
     op = jax.lax.dynamic_index_in_dim(order, r, 1, keepdims=False)
     pick = lambda i: jnp.where(op == i, factors[:, i], 1.0)
-    x = exemplar.adjust_colors(x, pick(BRIGHTNESS), pick(CONTRAST),
+    x = adjust_colors(x, pick(BRIGHTNESS), pick(CONTRAST),
                                pick(SATURATION))
     return jnp.where(_per_image(op == HUE), adjust_hue(x, factors[:, HUE]), x)
 
@@ -227,7 +252,7 @@ def color_jitter(rng: jax.Array, images: jax.Array, brightness=0.4,
 def random_grayscale(rng: jax.Array, images: jax.Array,
                      prob=0.2) -> jax.Array:
   """RandomGrayscale: an image's luma in all its channels, with `prob`."""
-  return _maybe(rng, prob, _float(images), exemplar.grayscale)
+  return _maybe(rng, prob, _float(images), grayscale)
 
 
 def gaussian_blur(images: jax.Array, sigma, kernel_size: int) -> jax.Array:

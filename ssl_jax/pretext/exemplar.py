@@ -16,9 +16,8 @@ import ml_collections
 from ssl_jax import losses
 from ssl_jax import pretext
 from ssl_jax.data import augment
+from ssl_jax.data import view_augment
 
-# ITU-R 601 luma weights (PIL's convert("L"), torchvision's rgb_to_grayscale).
-LUMA = (0.299, 0.587, 0.114)
 # Logit of an excluded candidate: finite, so an anchor without candidates
 # keeps finite values and gradients, yet exp() of it is exactly zero.
 _EXCLUDED = -1e9
@@ -86,35 +85,11 @@ def augment_copies(cfg, rng, images) -> jax.Array:
   if s > 0:
     factors = jax.random.uniform(jitter_rng, (3, n), jnp.float32,
                                  max(0.0, 1.0 - s), 1.0 + s)
-    x = adjust_colors(x, *factors)
+    x = view_augment.adjust_colors(x, *factors)
   if cfg.grayscale_prob > 0:
     grey = jax.random.bernoulli(gray_rng, cfg.grayscale_prob, (n,))
-    x = jnp.where(grey[:, None, None, None], grayscale(x), x)
+    x = jnp.where(grey[:, None, None, None], view_augment.grayscale(x), x)
   return x
-
-
-def grayscale(images: jax.Array) -> jax.Array:
-  """Each pixel's luma in all its channels (RGB weights LUMA; else the mean)."""
-  c = images.shape[-1]
-  weights = jnp.asarray(LUMA if c == 3 else (1.0 / c,) * c, jnp.float32)
-  luma = jnp.sum(images * weights, axis=-1, keepdims=True)
-  return jnp.broadcast_to(luma, images.shape)
-
-
-def adjust_colors(images, brightness, contrast, saturation) -> jax.Array:
-  """Per-image brightness, contrast, saturation factors, as ColorJitter's.
-
-  Float (N, H, W, C) on the 0-255 scale, (N,) factors; 1 leaves an image as
-  it is. Brightness scales the values, contrast blends with the image's
-  mean luma, saturation with each pixel's luma; each step clips to
-  [0, 255], as torchvision's functional ops do.
-  """
-  per_image = lambda f: f[:, None, None, None]
-  x = jnp.clip(images * per_image(brightness), 0, 255)
-  mean = jnp.mean(grayscale(x), axis=(1, 2, 3), keepdims=True)
-  x = jnp.clip(mean + (x - mean) * per_image(contrast), 0, 255)
-  luma = grayscale(x)
-  return jnp.clip(luma + (x - luma) * per_image(saturation), 0, 255)
 
 
 def loss(cfg, outputs, views, mask, axis_name=None):
