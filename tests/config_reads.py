@@ -1,11 +1,12 @@
 """The config fields one run reads, for tests/test_configs.py.
 
-  python tests/config_reads.py NAME ARG WORKDIR
+  python tests/config_reads.py WORKDIR NAME ARG [ARG ...]
 
-loads configs/NAME.py:ARG,quick, runs it for one step in WORKDIR while
-recording every field read (checking and saving every field do not count),
-and prints the fields no part of the run read, as JSON. A process of its own
-keeps the recording apart from everything else.
+for each ARG loads configs/NAME.py:ARG,quick, runs it for one step in
+WORKDIR/<i> while recording every field read (checking and saving every
+field do not count), and prints {ARG: the fields no part of the run read}
+as JSON. A process of its own keeps the recording apart from everything
+else; one for all of a config's variants starts JAX once.
 """
 import contextlib
 import json
@@ -97,4 +98,6 @@ def unread(name: str, arg: str, workdir) -> list[str]:
 
 
 if __name__ == "__main__":
-  print(json.dumps(unread(*sys.argv[1:])))
+  workdir, name, *args = sys.argv[1:]
+  print(json.dumps({arg: unread(name, arg, f"{workdir}/{i}")
+                    for i, arg in enumerate(args)}))
