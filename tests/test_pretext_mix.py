@@ -193,52 +193,51 @@ def test_mixed_gradient_is_the_weighted_sum_of_single_pretext_gradients():
     assert np.abs(np.asarray(got[head]["out"]["kernel"])).max() > 0
 
 
-@pytest.mark.parametrize("names", ["rotation", "jigsaw", "exemplar",
-                                   "fixmatch", "fixmatch+rotation", "byol",
-                                   "dino"])
-def test_each_pretext_step_on_4_devices_equals_one_device(names):
-  assert jax.device_count() == 4
+def _steps_on_4_devices_equal_one_device(names, augment, pmap):
+  """3 steps of the mix task for `names` on one device (jit), on the 4-device
+  mesh (jit) and, with `pmap`, under pmap: the same state and metrics."""
   mesh = parallel.make_mesh()
-  task, heads = _task(names, 2.0, **{n: 0.5 for n in names.split("+")})
-  data = _data()
+  assert mesh.size == 4
+  task, heads = _task(names, 2.0, augment=augment, exemplar_augment=augment,
+                      **{n: 0.5 for n in names.split("+")})
   step = functools.partial(step_lib.train_step, task=task)
   eval_step = functools.partial(step_lib.eval_step, task=task)
-  state = _state(task, heads, data)
+  data = _data()
+  state = _state(task, heads, data, dropout=augment)
   ref, ref_metrics = state, None
   for _ in range(3):
     ref, ref_metrics = jax.jit(step)(ref, data, jax.random.key(7))
-  got, metrics = helpers.run_steps(
-      parallel.Runner("jit", mesh, step, eval_step), state, data)
-  # Sums in another order: after 3 Adam steps one weight in 65,536 of
-  # jigsaw's was seen 1.7e-5 away on an AMD EPYC.
-  helpers.assert_trees_close(got.params, ref.params, atol=5e-5)
-  helpers.assert_trees_close(got.batch_stats, ref.batch_stats)
-  helpers.assert_trees_close(got.method_state, ref.method_state, atol=5e-5)
-  helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
+  runs = [helpers.run_steps(parallel.Runner("jit", mesh, step, eval_step),
+                            state, data)]
+  if pmap:
+    runs.append(helpers.run_steps(
+        parallel.Runner("pmap", mesh, step, eval_step),
+        _state(task, heads, data, axis_name="data", dropout=augment), data))
+  for got, metrics in runs:
+    # Sums in another order, which Adam's normalisation amplifies where a
+    # gradient is near 0: after 3 steps one backbone weight in 512 of byol's
+    # was 7.1e-5 away (AMD EPYC); an error of the step moves weights by
+    # Adam's step size, 3e-3.
+    helpers.assert_trees_close(got.params, ref.params, atol=2e-4)
+    helpers.assert_trees_close(got.batch_stats, ref.batch_stats)
+    helpers.assert_trees_close(got.method_state, ref.method_state, atol=5e-5)
+    helpers.assert_trees_close(metrics, ref_metrics, atol=1e-4)
 
 
-@pytest.mark.parametrize("names", ["rotation", "exemplar", "fixmatch",
-                                   "byol", "dino"])
-def test_pmap_step_equals_jit(names):
+@pytest.mark.parametrize("names,pmap", [
+    ("rotation", True), ("jigsaw", False), ("exemplar", True),
+    ("fixmatch", True), ("fixmatch+rotation", False), ("byol", True),
+    ("dino", True)])
+def test_each_pretext_step_on_4_devices_equals_one_device(names, pmap):
   """Per-device transforms, losses normalised by global counts (and
-  exemplar's negatives gathered from every device) add up to the jit step.
-  Nothing random: pmap's draws differ per device by design."""
-  mesh = parallel.make_mesh()
-  task, heads = _task(names, 2.0, augment=False, **{names: 0.5})
-  if names == "exemplar":
-    task, heads = _task(names, 2.0, augment=False, **{names: 0.5},
-                        exemplar_augment=False)
-  step = functools.partial(step_lib.train_step, task=task)
-  eval_step = functools.partial(step_lib.eval_step, task=task)
-  data = _data()
-  jit_state, jit_metrics = helpers.run_steps(
-      parallel.Runner("jit", mesh, step, eval_step),
-      _state(task, heads, data, dropout=False), data)
-  pmap_state, pmap_metrics = helpers.run_steps(
-      parallel.Runner("pmap", mesh, step, eval_step),
-      _state(task, heads, data, axis_name="data", dropout=False), data)
-  # Sums in another order: one fixmatch weight in 512 was 2.1e-5 away.
-  helpers.assert_trees_close(pmap_state.params, jit_state.params, atol=5e-5)
-  helpers.assert_trees_close(pmap_state.method_state, jit_state.method_state,
-                             atol=5e-5)
-  helpers.assert_trees_close(pmap_metrics, jit_metrics, atol=1e-4)
+  exemplar's negatives gathered from every device) add up to one device's
+  step, under jit and pmap. Nothing random but jigsaw's own draws: pmap's
+  draws differ per device by design."""
+  _steps_on_4_devices_equal_one_device(names, augment=False, pmap=pmap)
+
+
+def test_random_views_on_4_devices_equal_one_device():
+  """Crops, flips, RandAugment, Cutout, angles and dropout drawn under jit
+  on the 4-device mesh are one device's draws."""
+  _steps_on_4_devices_equal_one_device("fixmatch+rotation", augment=True,
+                                       pmap=False)
