@@ -71,6 +71,21 @@ def test_finetune_restores_backbone_with_fresh_head_and_frozen_blocks(
     assert not np.array_equal(now[k], before[k]), k
 
 
+def test_init_from_starts_the_ema_at_the_backbone(pretrain_dir, tmp_path):
+  """The EMA weights start as copies of the pretrained weights: the steps
+  donate the state, and a buffer held twice cannot be donated."""
+  loop.train_and_evaluate(helpers.tiny_config(
+      "multitask", "quick", num_epochs=1, steps_per_epoch=1, ema_decay=0.5,
+      init_from=str(pretrain_dir), **{"optimizer.learning_rate": 0.0}),
+                           tmp_path)
+  state = helpers.read_checkpoint(tmp_path)["state"]
+  source = helpers.read_checkpoint(pretrain_dir)["state"]
+  # A zero learning rate: the weights, and so their average, stay the start.
+  jax.tree.map(np.testing.assert_array_equal,
+               state["ema"]["params"]["backbone"], source["params"]["backbone"])
+  assert int(state["step"]) == 1
+
+
 def test_mismatched_backbone_lists_the_parameters(pretrain_dir, tmp_path):
   config = helpers.tiny_config(
       "finetune", "quick", num_epochs=1, steps_per_epoch=1,

@@ -16,11 +16,12 @@ class TrainState(train_state.TrainState):
   method_state: Any = None
 
   def with_ema_reset(self):
-    """The EMA (if any) restarted at the current weights."""
+    """The EMA (if any) restarted at a copy of the current weights: buffers
+    of their own, as the steps donate the state."""
     if self.ema is None:
       return self
-    return self.replace(ema={"params": self.params,
-                             "batch_stats": self.batch_stats})
+    return self.replace(ema=jax.tree.map(jnp.copy, {
+        "params": self.params, "batch_stats": self.batch_stats}))
 
   def ema_weights(self):
     """This state with the EMA as its weights, for evaluation."""
