@@ -32,7 +32,8 @@ def get_config(quick: bool = False) -> ml_collections.ConfigDict:
   # A config lists only fields its run reads. Fields of one mode are added by
   # the configs that use it, else the code's defaults hold: 'stream':
   # input.stream_threads (8 Grain readers), input.stream_prefetch (16
-  # batches); 'step' schedule: optimizer.decay_every_epochs, decay_factor,
+  # batches); input.sampling ('permutation': every example once a pass;
+  # 'replacement'); 'step' schedule: optimizer.decay_every_epochs, decay_factor,
   # decay_begin_epochs (0: decays counted from the first epoch);
   # 'momentum': optimizer.momentum (0.9), optimizer.nesterov (True);
   # grad_clip_norm > 0: optimizer.clip_per_param (False: one global norm);

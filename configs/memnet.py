@@ -47,6 +47,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # 'last': the end of each task's file (the code per task); 'random':
     # drawn from the seed (the code jointly; the paper does not say).
     c.input.val_split = "last" if code and not joint else "random"
+    # 'replacement': each batch's questions drawn at random, repeats allowed
+    # (the code); 'permutation': each question once a pass (the paper does
+    # not say).
+    c.input.sampling = "replacement" if code else "permutation"
   # MemN2N memories; 0 = the longest training story, at most 50 (the code);
   # the paper: 50.
   c.input.memory_size = 50 if paper else 0

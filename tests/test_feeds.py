@@ -73,3 +73,32 @@ def test_auto_streams_only_what_exceeds_the_budget():
   assert feeds.choose(config, data) == "stream"
   config.input.pipeline = "device"
   assert feeds.choose(config, data) == "device"
+
+
+@pytest.mark.parametrize("sampling", input_pipeline.SAMPLINGS)
+def test_an_epoch_draws_as_its_sampling_says(sampling):
+  """'permutation' takes each example once a pass; 'replacement' draws each
+  index on its own, so m draws from n examples leave n (1 - 1/n)^m of them
+  unseen on average (the occupancy formula); stream offsets as for both."""
+  n, steps, batch, epochs = 900, 28, 32, 20  # MemN2N's 1k epoch.
+  tables = [np.asarray(input_pipeline.stream_indices(
+      jax.random.key(e), ((n, batch), (50, 4)), steps, sampling))
+            for e in range(epochs)]
+  for t in tables:
+    assert t.shape == (steps, batch + 4)
+    assert t[:, :batch].min() >= 0 and t[:, :batch].max() < n
+    assert t[:, batch:].min() >= n and t[:, batch:].max() < n + 50
+  seen = [len(np.unique(t[:, :batch])) for t in tables]
+  m = steps * batch
+  if sampling == "permutation":
+    assert seen == [m] * epochs
+  else:  # The mean of 20 epochs has a standard error of ~2.
+    np.testing.assert_allclose(np.mean(seen), n * (1 - (1 - 1 / n) ** m),
+                               atol=10)
+
+def test_an_unknown_sampling_is_refused(tmp_path):
+  config = helpers.tiny_config("multitask", "quick",
+                               **{"input.pipeline": "device"})
+  config.input.sampling = "bootstrap"
+  with pytest.raises(ValueError, match="input.sampling must be one of"):
+    loop.train_and_evaluate(config, tmp_path)

@@ -157,34 +157,44 @@ def pad_eval(arrays: dict, multiple: int) -> dict:
   return out
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def epoch_indices(key: jax.Array, n: int, steps: int,
-                  batch_size: int) -> jax.Array:
+# How an epoch draws its batches (`input.sampling`).
+SAMPLINGS = ("permutation", "replacement")
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def epoch_indices(key: jax.Array, n: int, steps: int, batch_size: int,
+                  sampling: str = "permutation") -> jax.Array:
   """(steps, batch_size) example indices for one epoch.
 
-  Consecutive random permutations of range(n), so every example is seen
-  equally often even when an epoch is longer than one pass (small labeled
-  sets). Depends only on `key`, so a resumed run sees the same batches.
+  'permutation': consecutive random permutations of range(n), so every
+  example is seen equally often even when an epoch is longer than one pass
+  (small labeled sets). 'replacement': every index drawn uniformly on its
+  own, as MemN2N's authors' code draws its batches. Depends only on `key`,
+  so a resumed run sees the same batches.
   """
+  if sampling == "replacement":
+    return jax.random.randint(key, (steps, batch_size), 0, n)
   passes = math.ceil(steps * batch_size / n)
   perms = jax.vmap(lambda p: jax.random.permutation(
       jax.random.fold_in(key, p), n))(jnp.arange(passes))
   return perms.reshape(-1)[:steps * batch_size].reshape(steps, batch_size)
 
 
-def stream_indices(key: jax.Array, streams, steps: int) -> jax.Array:
+def stream_indices(key: jax.Array, streams, steps: int,
+                   sampling: str = "permutation") -> jax.Array:
   """(steps, total batch) indices drawing from consecutive blocks of examples.
 
   `streams` is ((n, batch_size), ...): block i holds the next n examples of
   the train arrays; each step takes batch_size of them (epoch_indices within
   the block, so small blocks cycle). Stream 0 uses `key` itself, so a
-  single stream equals `epoch_indices(key, ...)`.
+  single stream equals `epoch_indices(key, ...)`; `sampling` as there.
   """
   columns, offset = [], 0
   for i, (n, batch_size) in enumerate(streams):
     if batch_size:
       k = key if i == 0 else jax.random.fold_in(key, i)
-      columns.append(epoch_indices(k, n, steps, batch_size) + offset)
+      columns.append(epoch_indices(k, n, steps, batch_size, sampling)
+                     + offset)
     offset += n
   return jnp.concatenate(columns, axis=1)
 

@@ -109,6 +109,7 @@ class Run:
   feed: Any  # feeds.DeviceFeed or feeds.StreamFeed: the batches.
   eval_splits: tuple[str, ...]
   streams: tuple[tuple[int, int], ...]
+  sampling: str  # input.sampling: how an epoch draws its batches.
   batch_size: int  # Examples per step, all streams.
   steps_per_epoch: int
   total_steps: int
@@ -153,6 +154,10 @@ def build(config, workdir: str) -> tuple[Run, step_lib.TrainState]:
   streams = setup.streams or ((len(data["train"]["label"]),
                                 config.input.batch_size),)
   batch_size = sum(b for _, b in streams)
+  sampling = config.input.get("sampling", "permutation")
+  if sampling not in input_pipeline.SAMPLINGS:
+    raise ValueError(f"input.sampling must be one of "
+                     f"{input_pipeline.SAMPLINGS}, got {sampling!r}.")
   runner.check_batch_size(batch_size, "input.batch_size" if len(streams) == 1
                           else "input.batch_size + unlabeled_batch_size")
   runner.check_batch_size(config.input.eval_batch_size,
@@ -179,7 +184,7 @@ def build(config, workdir: str) -> tuple[Run, step_lib.TrainState]:
   ckpts = checkpoints.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
   run = Run(config, workdir, is_main, setup, runner, model_for, tx_for, feed,
-            eval_splits, streams, batch_size, steps_per_epoch, total_steps,
+            eval_splits, streams, sampling, batch_size, steps_per_epoch, total_steps,
             optim.make_schedule(config.optimizer, total_steps,
                                 steps_per_epoch), train_rng,
             data_rng, zero_sums, ckpts)
@@ -226,7 +231,7 @@ def train_epoch(run: Run, dev_state, sums, step: int, progress=None,
   epoch = step // run.steps_per_epoch
   indices = input_pipeline.stream_indices(
       jax.random.fold_in(run.data_rng, epoch), run.streams,
-      run.steps_per_epoch)
+      run.steps_per_epoch, run.sampling)
   every = run.config.checkpoint_every_steps
   if trace is not None:
     trace.at(step, dev_state)
