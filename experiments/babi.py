@@ -55,6 +55,9 @@ _RESEED_ABOVE = flags.DEFINE_float(
     "error only, as the paper repeated runs where training varied.")
 _SELECT_BY = flags.DEFINE_enum("select_by", "val", ["val", "train"],
                                "Which error picks the reported seed.")
+_SAMPLING = flags.DEFINE_enum(
+    "sampling", "", ["", "permutation", "replacement"], "memn2n: how an "
+    "epoch draws its batches; '' = the config's (the code: replacement).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny runs, for the tests.")
 
 # Sukhbaatar et al. (2015), Table 1, mean test error (%) over the 20 tasks:
@@ -89,6 +92,8 @@ def _runs(model: str, task, out: pathlib.Path) -> list[pathlib.Path]:
   name = "joint" if task == "all" else f"task{task}"
   for seed in range(_JOINT_SEEDS.value if task == "all" else _SEEDS.value):
     overrides = {"input.data_dir": _DATA_DIR.value, "seed": seed}
+    if _SAMPLING.value and model == "memn2n":
+      overrides["input.sampling"] = _SAMPLING.value
     if _SIZE.value == "10k" and _PAPER.value and task == "all":
       # The paper's joint schedule at 10k: 20 epochs, halved every 5.
       overrides.update({"num_epochs": 20, "optimizer.decay_every_epochs": 5})

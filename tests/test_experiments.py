@@ -131,8 +131,12 @@ def test_babi(tmp_path):
   # --seeds=2 with --reseed_above=100: no run trains worse than 100% error,
   # so seed 1 is never trained.
   _run("babi.py", tmp_path, "--size=1k", "--tasks=1", "--paper", "--joint",
-       "--select_by=val", "--seeds=2", "--reseed_above=100")
+       "--select_by=val", "--seeds=2", "--reseed_above=100",
+       "--sampling=replacement")  # The paper variant's own: permutation.
   assert not list(tmp_path.glob("*seed1*"))
+  for run in ("memn2n_task1_seed0", "memn2n_joint_seed0"):
+    ran = json.loads((tmp_path / run / "config.json").read_text())
+    assert ran["input"]["sampling"] == "replacement"
   rows = json.loads((tmp_path / "babi.json").read_text())
   label = "memn2n paper, LS val_loss"
   assert [(r["task"], r["run"]) for r in rows] == [(1, label),
