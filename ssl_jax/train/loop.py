@@ -184,7 +184,8 @@ def build(config, workdir: str) -> tuple[Run, step_lib.TrainState]:
   ckpts = checkpoints.Checkpoints(workdir / "checkpoints",
                                     config.keep_checkpoints)
   run = Run(config, workdir, is_main, setup, runner, model_for, tx_for, feed,
-            eval_splits, streams, sampling, batch_size, steps_per_epoch, total_steps,
+            eval_splits, streams, sampling, batch_size, steps_per_epoch,
+            total_steps,
             optim.make_schedule(config.optimizer, total_steps,
                                 steps_per_epoch), train_rng,
             data_rng, zero_sums, ckpts)
