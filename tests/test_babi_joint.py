@@ -90,3 +90,8 @@ def test_joint_run_reports_each_task(release, tmp_path):
   # Six test questions per task: the mean of the two is the whole test set's.
   assert np.mean(list(per_task.values())) == pytest.approx(
       last["test_accuracy"])
+  # Training error per task: on the 12 - 2 held-out questions of each.
+  train = json.loads((tmp_path / "per_task_train.json").read_text())
+  assert sorted(train) == ["1", "2"]
+  for a in train.values():
+    assert 10 * a == pytest.approx(round(10 * a)) and 0 <= a <= 1

@@ -122,9 +122,10 @@ def setup(config, workdir, write: bool) -> Setup:
   def report(predict, _, workdir):
     show_predictions(predict, data, config.report_examples,
                      pathlib.Path(workdir) / "predictions.txt")
-    if "task" in data.test:
-      write_per_task(predict, data.test, config.input.eval_batch_size,
-                     pathlib.Path(workdir) / "per_task_test.json")
+    if "task" in data.test:  # Training error too: it tells fit from transfer.
+      for split, arrays in (("test", data.test), ("train", splits["train"])):
+        write_per_task(predict, arrays, config.input.eval_batch_size,
+                       pathlib.Path(workdir) / f"per_task_{split}.json", split)
 
   return Setup(Task(inputs, classification.loss), splits,
                model_kwargs(data), report, functools.partial(phase, config))
@@ -163,8 +164,10 @@ def per_task_accuracy(guesses: np.ndarray, arrays: dict) -> dict[int, float]:
           for t in np.unique(arrays["task"])}
 
 
-def write_per_task(predict, arrays: dict, batch_size: int, path):
-  """Each task's test accuracy (a joint run's table), to `path` and the log."""
+def write_per_task(predict, arrays: dict, batch_size: int, path,
+                   split: str = "test"):
+  """Each task's accuracy on a split (a joint run's table), to `path` and
+  the log."""
   guesses = np.concatenate([
       np.asarray(predict(inputs(jax.tree.map(
           lambda a: a[i:i + batch_size], arrays), None, False))[0]).argmax(-1)
@@ -172,4 +175,4 @@ def write_per_task(predict, arrays: dict, batch_size: int, path):
   accuracy = per_task_accuracy(guesses, arrays)
   path.write_text(json.dumps(accuracy, indent=1))
   for task, a in accuracy.items():
-    logging.info("task %d: test accuracy %.4f", task, a)
+    logging.info("task %d: %s accuracy %.4f", task, split, a)
