@@ -20,7 +20,7 @@ run: install
 
 # Install, then the whole test suite (4 CPU devices forced by tests/conftest.py).
 test: install
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests
 
 # Install, then our jitted steps against Keras's, side by side (~10 minutes;
 # writes runs/bench/bench.json and bench.md).
