@@ -18,7 +18,8 @@ $(VENV)/.installed: setup.py
 run: install
 	$(PY) experiments/demo.py --out=$(WORKDIR)
 
-# Install, then the whole test suite (4 CPU devices forced by tests/conftest.py).
+# Install, then the whole test suite (4 CPU devices forced by tests/conftest.py;
+# each file on one worker: its module fixtures are built once).
 test: install
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests
 

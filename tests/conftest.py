@@ -39,9 +39,10 @@ def data_dir(tmp_path_factory):
   return path
 
 
-# Tests that take a minute or more (runs of main in subprocesses, large
-# compiles) start first: with xdist's load scheduling, the longest first
-# leaves no worker alone with one at the end.
+# Files whose tests take a minute or more (runs of main in subprocesses,
+# large compiles) start first: `make test` hands out whole files in this
+# order (`--dist loadfile --no-loadscope-reorder`), and the longest first
+# leave no worker alone with one at the end.
 _SLOW_FIRST = ("test_experiments.py", "test_configs.py", "test_distributed.py",
                "test_plugins.py", "test_efficientnet_transfer.py",
                "test_faults.py", "test_pretext_mix.py",
